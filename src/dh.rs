@@ -7,7 +7,6 @@
 
 use crate::secret::{SharedSecret, X25519Secret};
 use core::fmt;
-use rand_core::CryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Length of an X25519 public or private key.
@@ -39,11 +38,6 @@ impl fmt::Debug for X25519PublicKey {
 }
 
 impl X25519Secret {
-    /// A fresh X25519 private key.
-    pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self::random(rng)
-    }
-
     /// The public key `X25519(sk, 9)`.
     pub(crate) fn public_key(&self) -> X25519PublicKey {
         // `StaticSecret` zeroizes its copy on drop (x25519-dalek `zeroize` feature).

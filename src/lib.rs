@@ -32,13 +32,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod dh;
-// pub mod handshake;
-//pub mod identity;
+pub mod handshake;
+pub mod identity;
 pub(crate) mod kdf;
 pub mod kem;
-//pub mod prekey;
+pub mod prekey;
 pub mod secret;
 mod util;
-//pub mod wire;
+pub mod wire;
 
 pub use rand_core;

@@ -115,9 +115,9 @@ impl fmt::Display for KemError {
             Self::InvalidMlKemPublicKey => f.write_str(
                 "ML-KEM-768 public key failed the FIPS 203 modulus check; reject the key and its bundle",
             ),
-            Self::NonContributoryX25519 => f.write_str(
-                "X25519 key is a low-order point (all-zero shared secret); reject the peer's key",
-            ),
+            Self::NonContributoryX25519 => {
+                f.write_str("X25519 key is a low-order point (all-zero shared secret); reject the peer's key")
+            }
         }
     }
 }
@@ -147,12 +147,11 @@ impl MlKemPublicKey {
     /// );
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
-        let array: &[u8; MLKEM_PUBLIC_KEY_LEN] =
-            bytes.try_into().map_err(|_| KemError::InvalidLength {
-                what: "ML-KEM-768 public key",
-                expected: MLKEM_PUBLIC_KEY_LEN,
-                actual: bytes.len(),
-            })?;
+        let array: &[u8; MLKEM_PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| KemError::InvalidLength {
+            what: "ML-KEM-768 public key",
+            expected: MLKEM_PUBLIC_KEY_LEN,
+            actual: bytes.len(),
+        })?;
         if !Active::validate_public_key(array) {
             return Err(KemError::InvalidMlKemPublicKey);
         }
@@ -184,12 +183,11 @@ pub struct MlKemCiphertext(Box<[u8; MLKEM_CIPHERTEXT_LEN]>);
 impl MlKemCiphertext {
     /// Parses a received ciphertext (length check only).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
-        let array: &[u8; MLKEM_CIPHERTEXT_LEN] =
-            bytes.try_into().map_err(|_| KemError::InvalidLength {
-                what: "ML-KEM-768 ciphertext",
-                expected: MLKEM_CIPHERTEXT_LEN,
-                actual: bytes.len(),
-            })?;
+        let array: &[u8; MLKEM_CIPHERTEXT_LEN] = bytes.try_into().map_err(|_| KemError::InvalidLength {
+            what: "ML-KEM-768 ciphertext",
+            expected: MLKEM_CIPHERTEXT_LEN,
+            actual: bytes.len(),
+        })?;
         let mut boxed = Box::new([0u8; MLKEM_CIPHERTEXT_LEN]);
         boxed.copy_from_slice(array);
         Ok(Self(boxed))
@@ -232,30 +230,17 @@ impl MlKemKeyPair {
         &self.public
     }
 
-    /// The decapsulation key seed.
-    pub(crate) fn seed(&self) -> &MlKemSeed {
-        &self.seed
-    }
-
     /// `ML-KEM.Decaps`. Never fails: an invalid ciphertext gives the implicit
     /// rejection secret, which no sender can predict.
     pub fn decapsulate(&self, ct: &MlKemCiphertext) -> SharedSecret {
         let mut ss = Active::decapsulate(self.seed.expose(), ct.as_bytes());
         SharedSecret::from_mut_array(&mut ss)
     }
-
-    /// An explicit copy (for a store that must keep a key while a pending
-    /// operation holds another handle to it).
-    pub(crate) fn duplicate(&self) -> Self {
-        Self { seed: self.seed.duplicate(), public: self.public.clone() }
-    }
 }
 
 impl fmt::Debug for MlKemKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MlKemKeyPair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("MlKemKeyPair").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -290,8 +275,7 @@ pub(crate) fn encapsulate_deterministic(
     pk: &MlKemPublicKey,
     m: &[u8; 32],
 ) -> Result<(MlKemCiphertext, SharedSecret), KemError> {
-    let (ct, mut ss) =
-        Active::encapsulate(pk.as_bytes(), m).ok_or(KemError::InvalidMlKemPublicKey)?;
+    let (ct, mut ss) = Active::encapsulate(pk.as_bytes(), m).ok_or(KemError::InvalidMlKemPublicKey)?;
     Ok((MlKemCiphertext(ct), SharedSecret::from_mut_array(&mut ss)))
 }
 

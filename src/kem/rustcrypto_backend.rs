@@ -13,7 +13,7 @@ pub(crate) struct RustCrypto;
 
 fn decapsulation_key(seed: &[u8; MLKEM_SEED_LEN]) -> ml_kem_768::DecapsulationKey {
     let mut s: Seed = Array::from(*seed);
-    let dk = ml_kem_768::DecapsulationKey::from_seed(s.clone());
+    let dk = ml_kem_768::DecapsulationKey::from_seed(s);
     s.as_mut_slice().zeroize();
     dk
 }

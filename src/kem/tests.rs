@@ -150,10 +150,7 @@ fn xwing_rejects_low_order_x25519() {
     let n = pk.len();
     pk[n - 32..].copy_from_slice(&[0u8; 32]);
     let pk = XWingPublicKey::from_bytes(&pk).unwrap();
-    assert_eq!(
-        xwing::encapsulate_deterministic(&pk, &[1; 64]).unwrap_err(),
-        KemError::NonContributoryX25519
-    );
+    assert_eq!(xwing::encapsulate_deterministic(&pk, &[1; 64]).unwrap_err(), KemError::NonContributoryX25519);
     // Decapsulating a ciphertext whose X25519 half is low-order fails.
     let (ct, _) = xwing::encapsulate_deterministic(kp.public_key(), &[1; 64]).unwrap();
     let mut ct = ct.to_bytes();

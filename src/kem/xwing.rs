@@ -11,8 +11,7 @@
 #![deny(clippy::integer_division_remainder_used)]
 
 use super::{
-    KemError, MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN, MlKemCiphertext, MlKemKeyPair,
-    MlKemPublicKey,
+    KemError, MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN, MlKemCiphertext, MlKemKeyPair, MlKemPublicKey,
 };
 use crate::dh::X25519PublicKey;
 use crate::kdf::label;
@@ -68,10 +67,7 @@ impl XWingPublicKey {
 
 impl fmt::Debug for XWingPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XWingPublicKey")
-            .field("mlkem", &self.mlkem)
-            .field("x25519", &self.x25519)
-            .finish()
+        f.debug_struct("XWingPublicKey").field("mlkem", &self.mlkem).field("x25519", &self.x25519).finish()
     }
 }
 
@@ -163,10 +159,7 @@ impl XWingKeyPair {
     /// `GenerateKeyPairDerand(seed)` (draft §5.2).
     pub fn from_seed(seed: XWingSeed) -> Self {
         let ex = expand(&seed);
-        let public = XWingPublicKey {
-            mlkem: ex.mlkem.public_key().clone(),
-            x25519: ex.x25519.public_key(),
-        };
+        let public = XWingPublicKey { mlkem: ex.mlkem.public_key().clone(), x25519: ex.x25519.public_key() };
         Self { seed, public }
     }
 
