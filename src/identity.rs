@@ -42,9 +42,9 @@ impl fmt::Display for IdentityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidEd25519Key => f.write_str("not a valid Ed25519 public key"),
-            Self::InvalidSignature => {
-                f.write_str("signature does not verify: the data was altered or signed by another key")
-            }
+            Self::InvalidSignature => f.write_str(
+                "signature does not verify: the data was altered or signed by another key",
+            ),
         }
     }
 }
@@ -73,7 +73,11 @@ impl Ed25519PublicKey {
 
     /// Strict verification (RFC 8032 with the cofactorless check and
     /// rejection of non-canonical `R` and small-order keys).
-    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), IdentityError> {
+    pub fn verify(
+        &self,
+        message: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> Result<(), IdentityError> {
         self.0
             .verify_strict(message, &Signature::from_bytes(signature))
             .map_err(|_| IdentityError::InvalidSignature)
@@ -98,7 +102,10 @@ pub struct DevicePublicIdentity {
 impl DevicePublicIdentity {
     /// Builds a public identity from its two keys.
     pub fn new(signing_key: Ed25519PublicKey, dh_key: X25519PublicKey) -> Self {
-        Self { signing_key, dh_key }
+        Self {
+            signing_key,
+            dh_key,
+        }
     }
 
     /// The device's Ed25519 signing key.
@@ -122,9 +129,12 @@ impl DevicePublicIdentity {
     pub(crate) fn read(r: &mut Reader<'_>, field: &'static str) -> Result<Self, WireError> {
         let sig = r.array::<32>(field)?;
         let dh = r.array::<32>(field)?;
-        let signing_key =
-            Ed25519PublicKey::from_bytes(&sig).map_err(|_| WireError::InvalidEd25519Key { field })?;
-        Ok(Self { signing_key, dh_key: X25519PublicKey(dh) })
+        let signing_key = Ed25519PublicKey::from_bytes(&sig)
+            .map_err(|_| WireError::InvalidEd25519Key { field })?;
+        Ok(Self {
+            signing_key,
+            dh_key: X25519PublicKey(dh),
+        })
     }
 }
 
@@ -155,7 +165,11 @@ impl DeviceIdentity {
             signing_key: Ed25519PublicKey(signing.verifying_key()),
             dh_key: dh.public_key(),
         };
-        Self { signing, dh, public }
+        Self {
+            signing,
+            dh,
+            public,
+        }
     }
 
     /// The public identity.
@@ -174,7 +188,9 @@ impl DeviceIdentity {
 
 impl fmt::Debug for DeviceIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceIdentity").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("DeviceIdentity")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -187,7 +203,9 @@ impl AccountIdentity {
     /// The account key of a 32-byte Ed25519 seed (RFC 8032 key generation).
     /// A Session recovery seed `s` (16 bytes) gives the seed `s || 0^16`.
     pub fn from_seed(seed: &Ed25519Seed) -> Self {
-        Self { signing: Box::new(SigningKey::from_bytes(seed.expose())) }
+        Self {
+            signing: Box::new(SigningKey::from_bytes(seed.expose())),
+        }
     }
 
     /// A fresh account key from `rng`.
@@ -216,21 +234,34 @@ impl AccountIdentity {
     pub fn certify(&self, device: &DevicePublicIdentity) -> DeviceCertificate {
         let account = self.public_key();
         let msg = certificate_signature_input(&account, device);
-        DeviceCertificate { account, device: *device, signature: self.signing.sign(&msg).to_bytes() }
+        DeviceCertificate {
+            account,
+            device: *device,
+            signature: self.signing.sign(&msg).to_bytes(),
+        }
     }
 }
 
 impl fmt::Debug for AccountIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountIdentity").field("public", &self.public_key()).finish_non_exhaustive()
+        f.debug_struct("AccountIdentity")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
     }
 }
 
-fn certificate_signature_input(account: &Ed25519PublicKey, device: &DevicePublicIdentity) -> Vec<u8> {
+fn certificate_signature_input(
+    account: &Ed25519PublicKey,
+    device: &DevicePublicIdentity,
+) -> Vec<u8> {
     wire::signature_input(
         label::DEVICE_CERTIFICATE,
         CERTIFICATE_TYPE_TAG,
-        &[&account.to_bytes(), &device.signing_key.to_bytes(), device.dh_key.as_bytes()],
+        &[
+            &account.to_bytes(),
+            &device.signing_key.to_bytes(),
+            device.dh_key.as_bytes(),
+        ],
     )
 }
 
@@ -261,7 +292,9 @@ impl DeviceCertificate {
     /// Canonical encoding (spec §4.2).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::start(message_type::DEVICE_CERTIFICATE, Self::ENCODED_LEN);
-        w.bytes(&self.account.to_bytes()).bytes(&self.device.to_bytes()).bytes(&self.signature);
+        w.bytes(&self.account.to_bytes())
+            .bytes(&self.device.to_bytes())
+            .bytes(&self.signature);
         w.finish()
     }
 
@@ -269,12 +302,18 @@ impl DeviceCertificate {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::start(bytes, message_type::DEVICE_CERTIFICATE)?;
         let account = r.array::<32>("account key")?;
-        let account = Ed25519PublicKey::from_bytes(&account)
-            .map_err(|_| WireError::InvalidEd25519Key { field: "account key" })?;
+        let account =
+            Ed25519PublicKey::from_bytes(&account).map_err(|_| WireError::InvalidEd25519Key {
+                field: "account key",
+            })?;
         let device = DevicePublicIdentity::read(&mut r, "device identity")?;
         let signature = r.array::<SIGNATURE_LEN>("signature")?;
         r.finish()?;
-        Ok(Self { account, device, signature })
+        Ok(Self {
+            account,
+            device,
+            signature,
+        })
     }
 }
 
@@ -300,7 +339,10 @@ mod tests {
             b[i] ^= 1;
             match DeviceCertificate::from_bytes(&b) {
                 Ok(c) => assert_eq!(c.verify(), Err(IdentityError::InvalidSignature), "byte {i}"),
-                Err(e) => assert!(matches!(e, WireError::InvalidEd25519Key { .. }), "byte {i}: {e}"),
+                Err(e) => assert!(
+                    matches!(e, WireError::InvalidEd25519Key { .. }),
+                    "byte {i}: {e}"
+                ),
             }
         }
         // Same device certified by another account does not verify as the first.
@@ -312,7 +354,8 @@ mod tests {
     #[test]
     fn account_key_from_seed_is_rfc8032() {
         // RFC 8032 §7.1 test 1 secret key → public key.
-        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
         let seed = Ed25519Seed::from_slice_array(&seed.try_into().unwrap());
         assert_eq!(
             hex::encode(AccountIdentity::from_seed(&seed).public_key().to_bytes()),
@@ -325,6 +368,9 @@ mod tests {
         // The identity point (y = 1) has order 1.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(Ed25519PublicKey::from_bytes(&identity), Err(IdentityError::InvalidEd25519Key));
+        assert_eq!(
+            Ed25519PublicKey::from_bytes(&identity),
+            Err(IdentityError::InvalidEd25519Key)
+        );
     }
 }

@@ -28,8 +28,12 @@ pub(crate) mod label {
 
     /// All labels of this crate, for the uniqueness test.
     #[cfg(test)]
-    pub(crate) const ALL: &[&[u8]] =
-        &[PREKEY_SIGNATURE, DEVICE_CERTIFICATE, HANDSHAKE_TRANSCRIPT, HANDSHAKE_KEYS];
+    pub(crate) const ALL: &[&[u8]] = &[
+        PREKEY_SIGNATURE,
+        DEVICE_CERTIFICATE,
+        HANDSHAKE_TRANSCRIPT,
+        HANDSHAKE_KEYS,
+    ];
 }
 
 /// HKDF-SHA256 (RFC 5869) with the input keying material and `info` given as
@@ -97,7 +101,12 @@ mod tests {
         let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
         let mut okm = [0u8; 42];
         // Split both IKM and info to check the multi-part path.
-        assert!(hkdf_sha256(&salt, &[&ikm[..5], &ikm[5..]], &[&info[..3], &info[3..]], &mut okm));
+        assert!(hkdf_sha256(
+            &salt,
+            &[&ikm[..5], &ikm[5..]],
+            &[&info[..3], &info[3..]],
+            &mut okm
+        ));
         assert_eq!(
             hex::encode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
@@ -111,6 +120,9 @@ mod tests {
         let mut key = [0u8; 32];
         key[..4].copy_from_slice(b"Jefe");
         let mac = hmac_sha256(&key, &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

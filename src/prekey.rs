@@ -83,7 +83,10 @@ impl fmt::Display for PrekeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidSignature { prekey } => {
-                write!(f, "the {prekey} signature in the bundle does not verify; discard the bundle")
+                write!(
+                    f,
+                    "the {prekey} signature in the bundle does not verify; discard the bundle"
+                )
             }
             Self::IdentityMismatch => {
                 f.write_str("the bundle belongs to a different device identity than expected")
@@ -132,7 +135,12 @@ impl SignedPrekey {
         &self.key
     }
     fn verify(&self, identity: &DevicePublicIdentity) -> Result<(), IdentityError> {
-        let msg = prekey_signature_input(type_tag::SIGNED_PREKEY, identity, self.id, self.key.as_bytes());
+        let msg = prekey_signature_input(
+            type_tag::SIGNED_PREKEY,
+            identity,
+            self.id,
+            self.key.as_bytes(),
+        );
         identity.signing_key().verify(&msg, &self.signature)
     }
 }
@@ -178,7 +186,8 @@ impl SignedKemPrekey {
         &self.key
     }
     fn verify(&self, identity: &DevicePublicIdentity) -> Result<(), IdentityError> {
-        let msg = prekey_signature_input(self.kind.type_tag(), identity, self.id, self.key.as_bytes());
+        let msg =
+            prekey_signature_input(self.kind.type_tag(), identity, self.id, self.key.as_bytes());
         identity.signing_key().verify(&msg, &self.signature)
     }
 }
@@ -234,18 +243,27 @@ impl PrekeyBundle {
         let id = &self.identity;
         self.signed_prekey
             .verify(id)
-            .map_err(|_| PrekeyError::InvalidSignature { prekey: "signed prekey" })?;
+            .map_err(|_| PrekeyError::InvalidSignature {
+                prekey: "signed prekey",
+            })?;
         self.last_resort
             .verify(id)
-            .map_err(|_| PrekeyError::InvalidSignature { prekey: "last-resort ML-KEM prekey" })?;
+            .map_err(|_| PrekeyError::InvalidSignature {
+                prekey: "last-resort ML-KEM prekey",
+            })?;
         if let Some(k) = &self.one_time_kem {
-            k.verify(id).map_err(|_| PrekeyError::InvalidSignature { prekey: "one-time ML-KEM prekey" })?;
+            k.verify(id).map_err(|_| PrekeyError::InvalidSignature {
+                prekey: "one-time ML-KEM prekey",
+            })?;
         }
         Ok(VerifiedBundle(self))
     }
 
     /// [`PrekeyBundle::verify`], and also requires the bundle's identity to be `expected`.
-    pub fn verify_for(self, expected: &DevicePublicIdentity) -> Result<VerifiedBundle, PrekeyError> {
+    pub fn verify_for(
+        self,
+        expected: &DevicePublicIdentity,
+    ) -> Result<VerifiedBundle, PrekeyError> {
         if &self.identity != expected {
             return Err(PrekeyError::IdentityMismatch);
         }
@@ -254,14 +272,24 @@ impl PrekeyBundle {
 
     /// Canonical encoding (spec §4.4).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::start(message_type::PREKEY_BUNDLE, 2 + 64 + 100 + 2 * 1252 + 1 + 36);
+        let mut w = Writer::start(
+            message_type::PREKEY_BUNDLE,
+            2 + 64 + 100 + 2 * 1252 + 1 + 36,
+        );
         w.bytes(&self.identity.to_bytes());
         w.u32(self.signed_prekey.id)
             .bytes(self.signed_prekey.key.as_bytes())
             .bytes(&self.signed_prekey.signature);
         write_kem(&mut w, &self.last_resort);
-        let flags = if self.one_time.is_some() { FLAG_ONE_TIME } else { 0 }
-            | if self.one_time_kem.is_some() { FLAG_ONE_TIME_KEM } else { 0 };
+        let flags = if self.one_time.is_some() {
+            FLAG_ONE_TIME
+        } else {
+            0
+        } | if self.one_time_kem.is_some() {
+            FLAG_ONE_TIME_KEM
+        } else {
+            0
+        };
         w.u8(flags);
         if let Some(otp) = &self.one_time {
             w.u32(otp.id).bytes(otp.key.as_bytes());
@@ -282,7 +310,11 @@ impl PrekeyBundle {
             key: X25519PublicKey(r.array("signed prekey")?),
             signature: r.array("signed prekey signature")?,
         };
-        let last_resort = read_kem(&mut r, KemPrekeyKind::LastResort, "last-resort ML-KEM prekey")?;
+        let last_resort = read_kem(
+            &mut r,
+            KemPrekeyKind::LastResort,
+            "last-resort ML-KEM prekey",
+        )?;
         let flags = r.flags(FLAG_ONE_TIME | FLAG_ONE_TIME_KEM, "bundle flags")?;
         let one_time = if flags & FLAG_ONE_TIME != 0 {
             Some(OneTimePrekey {
@@ -293,12 +325,22 @@ impl PrekeyBundle {
             None
         };
         let one_time_kem = if flags & FLAG_ONE_TIME_KEM != 0 {
-            Some(read_kem(&mut r, KemPrekeyKind::OneTime, "one-time ML-KEM prekey")?)
+            Some(read_kem(
+                &mut r,
+                KemPrekeyKind::OneTime,
+                "one-time ML-KEM prekey",
+            )?)
         } else {
             None
         };
         r.finish()?;
-        Ok(Self { identity, signed_prekey, last_resort, one_time, one_time_kem })
+        Ok(Self {
+            identity,
+            signed_prekey,
+            last_resort,
+            one_time,
+            one_time_kem,
+        })
     }
 }
 
@@ -315,7 +357,12 @@ fn read_kem(
     let key = r.slice(MLKEM_PUBLIC_KEY_LEN, field)?;
     let key = MlKemPublicKey::from_bytes(key).map_err(|_| WireError::InvalidMlKemKey { field })?;
     let signature = r.array(field)?;
-    Ok(SignedKemPrekey { kind, id, key, signature })
+    Ok(SignedKemPrekey {
+        kind,
+        id,
+        key,
+        signature,
+    })
 }
 
 /// A bundle whose signatures have been checked. Only [`PrekeyBundle::verify`]
@@ -432,8 +479,17 @@ impl PrekeyStore {
         let id = self.take_id()?;
         let secret = X25519Secret::random(rng);
         let key = secret.public_key();
-        let msg = prekey_signature_input(type_tag::SIGNED_PREKEY, identity.public(), id, key.as_bytes());
-        let public = SignedPrekey { id, key, signature: identity.sign(&msg) };
+        let msg = prekey_signature_input(
+            type_tag::SIGNED_PREKEY,
+            identity.public(),
+            id,
+            key.as_bytes(),
+        );
+        let public = SignedPrekey {
+            id,
+            key,
+            signature: identity.sign(&msg),
+        };
         self.signed.push(StoredSignedPrekey { public, secret });
         if self.signed.len() > MAX_SIGNED_PREKEYS {
             self.signed.remove(0);
@@ -449,11 +505,23 @@ impl PrekeyStore {
     ) -> Result<StoredKemPrekey, PrekeyError> {
         let id = self.take_id()?;
         let keypair = MlKemKeyPair::generate(rng);
-        let msg =
-            prekey_signature_input(kind.type_tag(), identity.public(), id, keypair.public_key().as_bytes());
-        let public =
-            SignedKemPrekey { kind, id, key: keypair.public_key().clone(), signature: identity.sign(&msg) };
-        Ok(StoredKemPrekey { public, keypair, seen_base_keys: Vec::new() })
+        let msg = prekey_signature_input(
+            kind.type_tag(),
+            identity.public(),
+            id,
+            keypair.public_key().as_bytes(),
+        );
+        let public = SignedKemPrekey {
+            kind,
+            id,
+            key: keypair.public_key().clone(),
+            signature: identity.sign(&msg),
+        };
+        Ok(StoredKemPrekey {
+            public,
+            keypair,
+            seen_base_keys: Vec::new(),
+        })
     }
 
     /// Creates a new last-resort ML-KEM prekey and makes it current; keeps at
@@ -488,7 +556,10 @@ impl PrekeyStore {
         for _ in 0..count {
             let id = self.take_id()?;
             let secret = X25519Secret::random(rng);
-            let public = OneTimePrekey { id, key: secret.public_key() };
+            let public = OneTimePrekey {
+                id,
+                key: secret.public_key(),
+            };
             self.one_time.insert(id, (public, secret));
             out.push(public);
         }
@@ -536,14 +607,28 @@ impl PrekeyStore {
     ) -> Result<PrekeyBundle, PrekeyError> {
         // `new` always creates one of each and rotation only ever replaces, so
         // both lists are non-empty; the error keeps this total without a panic.
-        let signed = self.signed.last().ok_or(PrekeyError::UnknownPrekey { id: 0 })?;
-        let last_resort = self.last_resort.last().ok_or(PrekeyError::UnknownPrekey { id: 0 })?;
+        let signed = self
+            .signed
+            .last()
+            .ok_or(PrekeyError::UnknownPrekey { id: 0 })?;
+        let last_resort = self
+            .last_resort
+            .last()
+            .ok_or(PrekeyError::UnknownPrekey { id: 0 })?;
         let one_time = one_time
-            .map(|id| self.one_time.get(&id).map(|(p, _)| *p).ok_or(PrekeyError::UnknownPrekey { id }))
+            .map(|id| {
+                self.one_time
+                    .get(&id)
+                    .map(|(p, _)| *p)
+                    .ok_or(PrekeyError::UnknownPrekey { id })
+            })
             .transpose()?;
         let one_time_kem = one_time_kem
             .map(|id| {
-                self.one_time_kem.get(&id).map(|k| k.public.clone()).ok_or(PrekeyError::UnknownPrekey { id })
+                self.one_time_kem
+                    .get(&id)
+                    .map(|k| k.public.clone())
+                    .ok_or(PrekeyError::UnknownPrekey { id })
             })
             .transpose()?;
         Ok(PrekeyBundle {
@@ -559,8 +644,8 @@ impl PrekeyStore {
         self.signed.iter().find(|s| s.public.id == id)
     }
 
-    pub(crate) fn one_time_prekey(&self, id: PrekeyId) -> Option<&X25519Secret> {
-        self.one_time.get(&id).map(|(_, s)| s)
+    pub(crate) fn one_time_prekey(&self, id: PrekeyId) -> Option<(&OneTimePrekey, &X25519Secret)> {
+        self.one_time.get(&id).map(|(p, s)| (p, s))
     }
 
     pub(crate) fn kem_prekey(&self, kind: KemPrekeyKind, id: PrekeyId) -> Option<&StoredKemPrekey> {
@@ -583,7 +668,10 @@ impl PrekeyStore {
     /// How many base keys each last-resort prekey has recorded (oldest first).
     #[cfg(test)]
     pub(crate) fn last_resort_seen_counts(&self) -> Vec<usize> {
-        self.last_resort.iter().map(|k| k.seen_base_keys.len()).collect()
+        self.last_resort
+            .iter()
+            .map(|k| k.seen_base_keys.len())
+            .collect()
     }
 
     /// Records `base_key` as used with last-resort prekey `id`.
@@ -609,7 +697,9 @@ mod tests {
         let id = DeviceIdentity::generate(&mut rng);
         let mut store = PrekeyStore::new(&mut rng, &id);
         store.generate_one_time_prekeys(&mut rng, &id, 3).unwrap();
-        store.generate_one_time_kem_prekeys(&mut rng, &id, 2).unwrap();
+        store
+            .generate_one_time_kem_prekeys(&mut rng, &id, 2)
+            .unwrap();
         (rng, id, store)
     }
 
@@ -634,14 +724,25 @@ mod tests {
             store.rotate_signed_prekey(&mut rng, &id).unwrap();
         }
         assert_eq!(store.signed.len(), MAX_SIGNED_PREKEYS);
-        assert!(store.signed_prekey(first).is_none(), "oldest signed prekey must be dropped");
+        assert!(
+            store.signed_prekey(first).is_none(),
+            "oldest signed prekey must be dropped"
+        );
         let first_lr = store.last_resort.last().unwrap().public.id;
         store.rotate_last_resort_prekey(&mut rng, &id).unwrap();
-        assert!(store.kem_prekey(KemPrekeyKind::LastResort, first_lr).is_some());
+        assert!(
+            store
+                .kem_prekey(KemPrekeyKind::LastResort, first_lr)
+                .is_some()
+        );
         for _ in 0..MAX_LAST_RESORT_PREKEYS {
             store.rotate_last_resort_prekey(&mut rng, &id).unwrap();
         }
-        assert!(store.kem_prekey(KemPrekeyKind::LastResort, first_lr).is_none());
+        assert!(
+            store
+                .kem_prekey(KemPrekeyKind::LastResort, first_lr)
+                .is_none()
+        );
     }
 
     #[test]
@@ -649,11 +750,19 @@ mod tests {
         let (mut rng, id, mut store) = setup();
         let room = MAX_ONE_TIME_PREKEYS - 3;
         assert_eq!(
-            store.generate_one_time_prekeys(&mut rng, &id, room + 1).unwrap_err(),
+            store
+                .generate_one_time_prekeys(&mut rng, &id, room + 1)
+                .unwrap_err(),
             PrekeyError::TooManyOneTimePrekeys { room }
         );
-        assert_eq!(store.one_time_prekey_ids().len(), 3, "a refused batch adds nothing");
-        store.generate_one_time_prekeys(&mut rng, &id, room).unwrap();
+        assert_eq!(
+            store.one_time_prekey_ids().len(),
+            3,
+            "a refused batch adds nothing"
+        );
+        store
+            .generate_one_time_prekeys(&mut rng, &id, room)
+            .unwrap();
         assert_eq!(store.one_time_prekey_ids().len(), MAX_ONE_TIME_PREKEYS);
     }
 
@@ -662,7 +771,12 @@ mod tests {
         let (_, id, store) = setup();
         let otp = store.one_time_prekey_ids()[0];
         let okem = store.one_time_kem_prekey_ids()[0];
-        for (a, b) in [(None, None), (Some(otp), None), (None, Some(okem)), (Some(otp), Some(okem))] {
+        for (a, b) in [
+            (None, None),
+            (Some(otp), None),
+            (None, Some(okem)),
+            (Some(otp), Some(okem)),
+        ] {
             let bundle = store.bundle(&id, a, b).unwrap();
             let bytes = bundle.to_bytes();
             let expected_len = 2
@@ -678,6 +792,9 @@ mod tests {
             assert_eq!(decoded.to_bytes(), bytes);
             decoded.verify_for(id.public()).unwrap();
         }
-        assert_eq!(store.bundle(&id, Some(9999), None).unwrap_err(), PrekeyError::UnknownPrekey { id: 9999 });
+        assert_eq!(
+            store.bundle(&id, Some(9999), None).unwrap_err(),
+            PrekeyError::UnknownPrekey { id: 9999 }
+        );
     }
 }

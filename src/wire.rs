@@ -100,7 +100,10 @@ impl fmt::Display for WireError {
                 write!(f, "{count} unexpected bytes after the last field")
             }
             Self::TooLong { len } => {
-                write!(f, "input of {len} bytes exceeds the {MAX_WIRE_LEN}-byte limit")
+                write!(
+                    f,
+                    "input of {len} bytes exceeds the {MAX_WIRE_LEN}-byte limit"
+                )
             }
             Self::UnsupportedVersion { version } => write!(
                 f,
@@ -110,7 +113,10 @@ impl fmt::Display for WireError {
                 write!(f, "expected object type {expected:#04x}, got {actual:#04x}")
             }
             Self::InvalidFlags { field, flags } => {
-                write!(f, "field `{field}` has undefined flag bits set ({flags:#04x})")
+                write!(
+                    f,
+                    "field `{field}` has undefined flag bits set ({flags:#04x})"
+                )
             }
             Self::InvalidEd25519Key { field } => {
                 write!(f, "field `{field}` is not a valid Ed25519 public key")
@@ -147,7 +153,10 @@ impl<'a> Reader<'a> {
         }
         let actual = r.u8("type")?;
         if actual != ty {
-            return Err(WireError::UnexpectedType { expected: ty, actual });
+            return Err(WireError::UnexpectedType {
+                expected: ty,
+                actual,
+            });
         }
         Ok(r)
     }
@@ -161,15 +170,24 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array::<4>(field)?))
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
-        let (head, tail) = self.rest.split_first_chunk::<N>().ok_or(WireError::Truncated { field })?;
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], WireError> {
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(WireError::Truncated { field })?;
         self.rest = tail;
         Ok(*head)
     }
 
     /// The next `n` bytes as a slice (no copy, no allocation).
     pub(crate) fn slice(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
-        let (head, tail) = self.rest.split_at_checked(n).ok_or(WireError::Truncated { field })?;
+        let (head, tail) = self
+            .rest
+            .split_at_checked(n)
+            .ok_or(WireError::Truncated { field })?;
         self.rest = tail;
         Ok(head)
     }
@@ -190,7 +208,13 @@ impl<'a> Reader<'a> {
 
     /// Ends decoding: no bytes may remain.
     pub(crate) fn finish(self) -> Result<(), WireError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(WireError::TrailingBytes { count: self.rest.len() }) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes {
+                count: self.rest.len(),
+            })
+        }
     }
 }
 
@@ -233,7 +257,8 @@ impl Writer {
 /// (label, type, fields) tuples encode alike and a signature over a key of one
 /// type can never verify as another.
 pub(crate) fn signature_input(label: &[u8], type_tag: u8, fields: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + label.len() + 1 + fields.iter().map(|f| 2 + f.len()).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(2 + label.len() + 1 + fields.iter().map(|f| 2 + f.len()).sum::<usize>());
     push_len_prefixed(&mut out, label);
     out.push(type_tag);
     for field in fields {
@@ -258,22 +283,45 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        assert_eq!(Reader::start(&[], 1).err(), Some(WireError::Truncated { field: "version" }));
-        assert_eq!(Reader::start(&[1], 1).err(), Some(WireError::Truncated { field: "type" }));
-        assert_eq!(Reader::start(&[2, 1], 1).err(), Some(WireError::UnsupportedVersion { version: 2 }));
+        assert_eq!(
+            Reader::start(&[], 1).err(),
+            Some(WireError::Truncated { field: "version" })
+        );
+        assert_eq!(
+            Reader::start(&[1], 1).err(),
+            Some(WireError::Truncated { field: "type" })
+        );
+        assert_eq!(
+            Reader::start(&[2, 1], 1).err(),
+            Some(WireError::UnsupportedVersion { version: 2 })
+        );
         assert_eq!(
             Reader::start(&[1, 2], 1).err(),
-            Some(WireError::UnexpectedType { expected: 1, actual: 2 })
+            Some(WireError::UnexpectedType {
+                expected: 1,
+                actual: 2
+            })
         );
         let long = alloc::vec![1u8; MAX_WIRE_LEN + 1];
-        assert_eq!(Reader::start(&long, 1).err(), Some(WireError::TooLong { len: MAX_WIRE_LEN + 1 }));
+        assert_eq!(
+            Reader::start(&long, 1).err(),
+            Some(WireError::TooLong {
+                len: MAX_WIRE_LEN + 1
+            })
+        );
         assert!(Reader::start(&[1, 1], 1).unwrap().finish().is_ok());
     }
 
     #[test]
     fn flags_reject_undefined_bits() {
         let mut r = Reader::start(&[1, 1, 0b100], 1).unwrap();
-        assert_eq!(r.flags(0b011, "f"), Err(WireError::InvalidFlags { field: "f", flags: 4 }));
+        assert_eq!(
+            r.flags(0b011, "f"),
+            Err(WireError::InvalidFlags {
+                field: "f",
+                flags: 4
+            })
+        );
         let mut r = Reader::start(&[1, 1, 0b011], 1).unwrap();
         assert_eq!(r.flags(0b011, "f"), Ok(3));
     }

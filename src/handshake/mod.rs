@@ -230,7 +230,10 @@ impl HandshakeHeader {
     /// Wraps a payload (the first ratchet messages) into a prekey message.
     /// The initiator calls this for every message until the first reply.
     pub fn wrap(&self, payload: Vec<u8>) -> PrekeyMessage {
-        PrekeyMessage { header: self.clone(), payload }
+        PrekeyMessage {
+            header: self.clone(),
+            payload,
+        }
     }
 }
 
@@ -257,16 +260,29 @@ impl PrekeyMessage {
     /// Canonical encoding (spec §6.3).
     pub fn to_bytes(&self) -> Vec<u8> {
         let h = &self.header;
-        let mut w =
-            Writer::start(message_type::PREKEY_MESSAGE, Self::MIN_ENCODED_LEN + 4 + self.payload.len());
-        w.bytes(&h.initiator.to_bytes()).bytes(h.base_key.as_bytes()).u32(h.signed_prekey_id);
-        let flags = if h.one_time_prekey_id.is_some() { FLAG_ONE_TIME } else { 0 }
-            | if h.kem_kind == KemPrekeyKind::OneTime { FLAG_KEM_ONE_TIME } else { 0 };
+        let mut w = Writer::start(
+            message_type::PREKEY_MESSAGE,
+            Self::MIN_ENCODED_LEN + 4 + self.payload.len(),
+        );
+        w.bytes(&h.initiator.to_bytes())
+            .bytes(h.base_key.as_bytes())
+            .u32(h.signed_prekey_id);
+        let flags = if h.one_time_prekey_id.is_some() {
+            FLAG_ONE_TIME
+        } else {
+            0
+        } | if h.kem_kind == KemPrekeyKind::OneTime {
+            FLAG_KEM_ONE_TIME
+        } else {
+            0
+        };
         w.u8(flags);
         if let Some(id) = h.one_time_prekey_id {
             w.u32(id);
         }
-        w.u32(h.kem_prekey_id).bytes(h.kem_ciphertext.as_bytes()).bytes(&self.payload);
+        w.u32(h.kem_prekey_id)
+            .bytes(h.kem_ciphertext.as_bytes())
+            .bytes(&self.payload);
         w.finish()
     }
 
@@ -277,15 +293,22 @@ impl PrekeyMessage {
         let base_key = X25519PublicKey(r.array("base key")?);
         let signed_prekey_id = r.u32("signed prekey id")?;
         let flags = r.flags(FLAG_ONE_TIME | FLAG_KEM_ONE_TIME, "prekey message flags")?;
-        let one_time_prekey_id =
-            if flags & FLAG_ONE_TIME != 0 { Some(r.u32("one-time prekey id")?) } else { None };
-        let kem_kind =
-            if flags & FLAG_KEM_ONE_TIME != 0 { KemPrekeyKind::OneTime } else { KemPrekeyKind::LastResort };
+        let one_time_prekey_id = if flags & FLAG_ONE_TIME != 0 {
+            Some(r.u32("one-time prekey id")?)
+        } else {
+            None
+        };
+        let kem_kind = if flags & FLAG_KEM_ONE_TIME != 0 {
+            KemPrekeyKind::OneTime
+        } else {
+            KemPrekeyKind::LastResort
+        };
         let kem_prekey_id = r.u32("ML-KEM prekey id")?;
         let ct = r.slice(MLKEM_CIPHERTEXT_LEN, "ML-KEM ciphertext")?;
         // Length already fixed by `slice`, so this cannot fail.
-        let kem_ciphertext = MlKemCiphertext::from_bytes(ct)
-            .map_err(|_| WireError::Truncated { field: "ML-KEM ciphertext" })?;
+        let kem_ciphertext = MlKemCiphertext::from_bytes(ct).map_err(|_| WireError::Truncated {
+            field: "ML-KEM ciphertext",
+        })?;
         let payload = r.rest();
         if payload.is_empty() {
             return Err(WireError::Empty { field: "payload" });
@@ -368,7 +391,12 @@ fn derive(
     ikm.push(kem_secret.expose());
     let mut okm = [0u8; OKM_LEN];
     // OKM_LEN = 128 ≤ 255·32: `hkdf_sha256` cannot refuse it.
-    let _ = kdf::hkdf_sha256(&[0u8; 32], &ikm, &[label::HANDSHAKE_KEYS, &transcript_hash], &mut okm);
+    let _ = kdf::hkdf_sha256(
+        &[0u8; 32],
+        &ikm,
+        &[label::HANDSHAKE_KEYS, &transcript_hash],
+        &mut okm,
+    );
     let mut k = [[0u8; 32]; 4];
     for (dst, src) in k.iter_mut().zip(okm.chunks_exact(32)) {
         dst.copy_from_slice(src);
@@ -459,8 +487,15 @@ pub fn initiate<R: CryptoRng + ?Sized>(
     if let Some(d) = &dh4 {
         dhs.push(d);
     }
-    let seed =
-        derive(Role::Initiator, &dhs, &kem_secret, transcript, *identity.public(), responder, base_key);
+    let seed = derive(
+        Role::Initiator,
+        &dhs,
+        &kem_secret,
+        transcript,
+        *identity.public(),
+        responder,
+        base_key,
+    );
     let header = HandshakeHeader {
         initiator: *identity.public(),
         base_key,
@@ -505,10 +540,14 @@ impl PendingResponse {
     pub fn commit(self, store: &mut PrekeyStore) -> Result<SessionSeed, HandshakeError> {
         let c = &self.consumption;
         if let Some(id) = c.one_time_prekey {
-            store.one_time_prekey(id).ok_or(HandshakeError::UnknownOneTimePrekey { id })?;
+            store
+                .one_time_prekey(id)
+                .ok_or(HandshakeError::UnknownOneTimePrekey { id })?;
         }
         if let Some(id) = c.one_time_kem_prekey {
-            store.kem_prekey(KemPrekeyKind::OneTime, id).ok_or(HandshakeError::UnknownKemPrekey { id })?;
+            store
+                .kem_prekey(KemPrekeyKind::OneTime, id)
+                .ok_or(HandshakeError::UnknownKemPrekey { id })?;
         }
         if let Some((id, base_key)) = &c.last_resort {
             check_last_resort(store, *id, base_key)?;
@@ -527,8 +566,14 @@ impl PendingResponse {
     }
 }
 
-fn check_last_resort(store: &PrekeyStore, id: PrekeyId, base_key: &[u8; 32]) -> Result<(), HandshakeError> {
-    let k = store.kem_prekey(KemPrekeyKind::LastResort, id).ok_or(HandshakeError::UnknownKemPrekey { id })?;
+fn check_last_resort(
+    store: &PrekeyStore,
+    id: PrekeyId,
+    base_key: &[u8; 32],
+) -> Result<(), HandshakeError> {
+    let k = store
+        .kem_prekey(KemPrekeyKind::LastResort, id)
+        .ok_or(HandshakeError::UnknownKemPrekey { id })?;
     // Base keys are public values: a plain comparison leaks nothing secret.
     if k.seen_base_keys.iter().any(|seen| seen == base_key) {
         return Err(HandshakeError::ReplayedHandshake);
@@ -549,16 +594,24 @@ pub fn respond(
     if &header.initiator == identity.public() {
         return Err(HandshakeError::SameIdentity);
     }
-    let spk = store
-        .signed_prekey(header.signed_prekey_id)
-        .ok_or(HandshakeError::UnknownSignedPrekey { id: header.signed_prekey_id })?;
+    let spk = store.signed_prekey(header.signed_prekey_id).ok_or(
+        HandshakeError::UnknownSignedPrekey {
+            id: header.signed_prekey_id,
+        },
+    )?;
     let otp = match header.one_time_prekey_id {
-        Some(id) => Some((id, store.one_time_prekey(id).ok_or(HandshakeError::UnknownOneTimePrekey { id })?)),
+        Some(id) => Some(
+            store
+                .one_time_prekey(id)
+                .ok_or(HandshakeError::UnknownOneTimePrekey { id })?,
+        ),
         None => None,
     };
     let kem = store
         .kem_prekey(header.kem_kind, header.kem_prekey_id)
-        .ok_or(HandshakeError::UnknownKemPrekey { id: header.kem_prekey_id })?;
+        .ok_or(HandshakeError::UnknownKemPrekey {
+            id: header.kem_prekey_id,
+        })?;
     if header.kem_kind == KemPrekeyKind::LastResort {
         check_last_resort(store, header.kem_prekey_id, header.base_key.as_bytes())?;
     }
@@ -570,20 +623,25 @@ pub fn respond(
         return Err(HandshakeError::NonContributoryKey);
     };
     let dh4 = match &otp {
-        Some((_, secret)) => {
-            Some(secret.diffie_hellman(&header.base_key).ok_or(HandshakeError::NonContributoryKey)?)
-        }
+        Some((_, secret)) => Some(
+            secret
+                .diffie_hellman(&header.base_key)
+                .ok_or(HandshakeError::NonContributoryKey)?,
+        ),
         None => None,
     };
     let kem_secret = kem.keypair.decapsulate(&header.kem_ciphertext);
 
-    let otp_public = otp.as_ref().map(|(id, secret)| (*id, secret.public_key()));
     let transcript = Transcript {
         initiator: &header.initiator,
         responder: identity.public(),
         signed_prekey: (spk.public.id(), spk.public.key()),
-        one_time_prekey: otp_public.as_ref().map(|(id, k)| (*id, k)),
-        kem_prekey: (header.kem_kind, header.kem_prekey_id, kem.keypair.public_key()),
+        one_time_prekey: otp.map(|(public, _)| (public.id(), public.key())),
+        kem_prekey: (
+            header.kem_kind,
+            header.kem_prekey_id,
+            kem.keypair.public_key(),
+        ),
         base_key: &header.base_key,
         kem_ciphertext: &header.kem_ciphertext,
     }
@@ -605,7 +663,8 @@ pub fn respond(
         seed,
         consumption: Consumption {
             one_time_prekey: header.one_time_prekey_id,
-            one_time_kem_prekey: (header.kem_kind == KemPrekeyKind::OneTime).then_some(header.kem_prekey_id),
+            one_time_kem_prekey: (header.kem_kind == KemPrekeyKind::OneTime)
+                .then_some(header.kem_prekey_id),
             last_resort: (header.kem_kind == KemPrekeyKind::LastResort)
                 .then_some((header.kem_prekey_id, *header.base_key.as_bytes())),
         },

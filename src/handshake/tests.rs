@@ -17,19 +17,29 @@ fn bob(rng: &mut ChaCha20Rng) -> Bob {
     let identity = DeviceIdentity::generate(rng);
     let mut store = PrekeyStore::new(rng, &identity);
     store.generate_one_time_prekeys(rng, &identity, 2).unwrap();
-    store.generate_one_time_kem_prekeys(rng, &identity, 2).unwrap();
+    store
+        .generate_one_time_kem_prekeys(rng, &identity, 2)
+        .unwrap();
     Bob { identity, store }
 }
 
 fn bundle(b: &Bob, otp: bool, okem: bool) -> VerifiedBundle {
     let otp = otp.then(|| b.store.one_time_prekey_ids()[0]);
     let okem = okem.then(|| b.store.one_time_kem_prekey_ids()[0]);
-    b.store.bundle(&b.identity, otp, okem).unwrap().verify_for(b.identity.public()).unwrap()
+    b.store
+        .bundle(&b.identity, otp, okem)
+        .unwrap()
+        .verify_for(b.identity.public())
+        .unwrap()
 }
 
 /// A fingerprint of everything the store could change, to prove "unchanged".
 fn store_state(s: &PrekeyStore) -> (Vec<PrekeyId>, Vec<PrekeyId>, Vec<usize>) {
-    (s.one_time_prekey_ids(), s.one_time_kem_prekey_ids(), s.last_resort_seen_counts())
+    (
+        s.one_time_prekey_ids(),
+        s.one_time_kem_prekey_ids(),
+        s.last_resort_seen_counts(),
+    )
 }
 
 fn assert_same_keys(a: &SessionSeed, b: &SessionSeed) {
@@ -56,7 +66,11 @@ fn agreement_for_every_prekey_combination() {
 
         let msg = PrekeyMessage::from_bytes(&header.wrap(vec![1, 2, 3]).to_bytes()).unwrap();
         let pending = respond(&b.identity, &b.store, msg.header()).unwrap();
-        assert_eq!(store_state(&b.store), before, "respond must not consume anything");
+        assert_eq!(
+            store_state(&b.store),
+            before,
+            "respond must not consume anything"
+        );
         let seed_b = pending.commit(&mut b.store).unwrap();
         assert_same_keys(&seed_a, &seed_b);
         assert_eq!(seed_a.role(), Role::Initiator);
@@ -77,7 +91,10 @@ fn agreement_for_every_prekey_combination() {
         let after = store_state(&b.store);
         assert_eq!(after.0.len(), before.0.len() - otp as usize);
         assert_eq!(after.1.len(), before.1.len() - okem as usize);
-        assert_eq!(after.2.iter().sum::<usize>(), before.2.iter().sum::<usize>() + !okem as usize);
+        assert_eq!(
+            after.2.iter().sum::<usize>(),
+            before.2.iter().sum::<usize>() + !okem as usize
+        );
     }
 }
 
@@ -142,7 +159,9 @@ fn key_schedule_matches_spec_formula() {
         let mut info = b"SessionRatchet/v1/handshake-keys".to_vec();
         info.extend(th);
         let mut okm = [0u8; 128];
-        Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm).expand(&info, &mut okm).unwrap();
+        Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm)
+            .expand(&info, &mut okm)
+            .unwrap();
         assert_eq!(seed.root_key.expose(), &okm[0..32]);
         assert_eq!(seed.initiator_chain_key.expose(), &okm[32..64]);
         assert_eq!(seed.initiator_header_key.expose(), &okm[64..96]);
@@ -173,7 +192,10 @@ fn one_time_prekey_cannot_be_used_twice() {
     let alice = DeviceIdentity::generate(&mut rng);
     let mut b = bob(&mut rng);
     let (_, header) = initiate(&mut rng, &alice, &bundle(&b, true, false)).unwrap();
-    respond(&b.identity, &b.store, &header).unwrap().commit(&mut b.store).unwrap();
+    respond(&b.identity, &b.store, &header)
+        .unwrap()
+        .commit(&mut b.store)
+        .unwrap();
     let before = store_state(&b.store);
     let id = header.one_time_prekey_id.unwrap();
     assert_eq!(
@@ -189,9 +211,15 @@ fn one_time_kem_prekey_cannot_be_used_twice() {
     let alice = DeviceIdentity::generate(&mut rng);
     let mut b = bob(&mut rng);
     let (_, header) = initiate(&mut rng, &alice, &bundle(&b, false, true)).unwrap();
-    respond(&b.identity, &b.store, &header).unwrap().commit(&mut b.store).unwrap();
+    respond(&b.identity, &b.store, &header)
+        .unwrap()
+        .commit(&mut b.store)
+        .unwrap();
     let id = header.kem_prekey_id;
-    assert_eq!(respond(&b.identity, &b.store, &header).unwrap_err(), HandshakeError::UnknownKemPrekey { id });
+    assert_eq!(
+        respond(&b.identity, &b.store, &header).unwrap_err(),
+        HandshakeError::UnknownKemPrekey { id }
+    );
 }
 
 #[test]
@@ -199,7 +227,10 @@ fn two_pending_responses_for_one_prekey_commit_once() {
     // Two different initiators got the same one-time prekey (a misbehaving
     // server); both pass `respond`, only the first commit may consume it.
     let mut rng = ChaCha20Rng::from_seed([6; 32]);
-    let (a1, a2) = (DeviceIdentity::generate(&mut rng), DeviceIdentity::generate(&mut rng));
+    let (a1, a2) = (
+        DeviceIdentity::generate(&mut rng),
+        DeviceIdentity::generate(&mut rng),
+    );
     let mut b = bob(&mut rng);
     let vb = bundle(&b, true, false);
     let (_, h1) = initiate(&mut rng, &a1, &vb).unwrap();
@@ -209,7 +240,10 @@ fn two_pending_responses_for_one_prekey_commit_once() {
     p1.commit(&mut b.store).unwrap();
     let before = store_state(&b.store);
     let id = h2.one_time_prekey_id.unwrap();
-    assert_eq!(p2.commit(&mut b.store).unwrap_err(), HandshakeError::UnknownOneTimePrekey { id });
+    assert_eq!(
+        p2.commit(&mut b.store).unwrap_err(),
+        HandshakeError::UnknownOneTimePrekey { id }
+    );
     assert_eq!(store_state(&b.store), before);
 }
 
@@ -223,13 +257,22 @@ fn last_resort_replay_is_detected() {
     // Not committed yet: the same message may be processed again (e.g. after
     // a failed payload check) without being taken for a replay.
     let _ = respond(&b.identity, &b.store, &header).unwrap();
-    respond(&b.identity, &b.store, &header).unwrap().commit(&mut b.store).unwrap();
+    respond(&b.identity, &b.store, &header)
+        .unwrap()
+        .commit(&mut b.store)
+        .unwrap();
     let before = store_state(&b.store);
-    assert_eq!(respond(&b.identity, &b.store, &header).unwrap_err(), HandshakeError::ReplayedHandshake);
+    assert_eq!(
+        respond(&b.identity, &b.store, &header).unwrap_err(),
+        HandshakeError::ReplayedHandshake
+    );
     assert_eq!(store_state(&b.store), before);
     // A fresh handshake with the same last-resort key still works.
     let (_, h2) = initiate(&mut rng, &alice, &vb).unwrap();
-    respond(&b.identity, &b.store, &h2).unwrap().commit(&mut b.store).unwrap();
+    respond(&b.identity, &b.store, &h2)
+        .unwrap()
+        .commit(&mut b.store)
+        .unwrap();
 }
 
 #[test]
@@ -237,17 +280,33 @@ fn last_resort_limit_is_enforced_exactly() {
     let mut rng = ChaCha20Rng::from_seed([8; 32]);
     let b = bob(&mut rng);
     let mut store = b.store;
-    let lr_id = store.bundle(&b.identity, None, None).unwrap().verify().unwrap().kem_prekey().id();
+    let lr_id = store
+        .bundle(&b.identity, None, None)
+        .unwrap()
+        .verify()
+        .unwrap()
+        .kem_prekey()
+        .id();
     for i in 0..crate::prekey::MAX_BASE_KEYS_PER_LAST_RESORT as u32 {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(&i.to_be_bytes());
         assert!(store.record_base_key(lr_id, k));
     }
-    assert!(!store.record_base_key(lr_id, [0xEE; 32]), "one past the limit is refused");
+    assert!(
+        !store.record_base_key(lr_id, [0xEE; 32]),
+        "one past the limit is refused"
+    );
     let alice = DeviceIdentity::generate(&mut rng);
-    let vb = store.bundle(&b.identity, None, None).unwrap().verify().unwrap();
+    let vb = store
+        .bundle(&b.identity, None, None)
+        .unwrap()
+        .verify()
+        .unwrap();
     let (_, header) = initiate(&mut rng, &alice, &vb).unwrap();
-    assert_eq!(respond(&b.identity, &store, &header).unwrap_err(), HandshakeError::LastResortPrekeyExhausted);
+    assert_eq!(
+        respond(&b.identity, &store, &header).unwrap_err(),
+        HandshakeError::LastResortPrekeyExhausted
+    );
 }
 
 #[test]
@@ -268,10 +327,15 @@ fn unknown_and_rotated_prekeys_are_rejected() {
     let mut b = bob(&mut rng);
     let (_, header) = initiate(&mut rng, &alice, &bundle(&b, false, false)).unwrap();
     for _ in 0..crate::prekey::MAX_LAST_RESORT_PREKEYS {
-        b.store.rotate_last_resort_prekey(&mut rng, &b.identity).unwrap();
+        b.store
+            .rotate_last_resort_prekey(&mut rng, &b.identity)
+            .unwrap();
     }
     let id = header.kem_prekey_id;
-    assert_eq!(respond(&b.identity, &b.store, &header).unwrap_err(), HandshakeError::UnknownKemPrekey { id });
+    assert_eq!(
+        respond(&b.identity, &b.store, &header).unwrap_err(),
+        HandshakeError::UnknownKemPrekey { id }
+    );
 
     // A header misdelivered to another device: ids are per-device counters,
     // so it may find prekeys with the same ids, but never the same keys.
@@ -295,7 +359,10 @@ fn kem_kind_confusion_is_rejected() {
     let (_, mut header) = initiate(&mut rng, &alice, &bundle(&b, false, true)).unwrap();
     header.kem_kind = KemPrekeyKind::LastResort;
     let id = header.kem_prekey_id;
-    assert_eq!(respond(&b.identity, &b.store, &header).unwrap_err(), HandshakeError::UnknownKemPrekey { id });
+    assert_eq!(
+        respond(&b.identity, &b.store, &header).unwrap_err(),
+        HandshakeError::UnknownKemPrekey { id }
+    );
 }
 
 #[test]
@@ -322,7 +389,10 @@ fn low_order_keys_are_rejected() {
     let b = bob(&mut rng);
     let (_, mut header) = initiate(&mut rng, &alice, &bundle(&b, true, false)).unwrap();
     header.base_key = X25519PublicKey([0; 32]);
-    assert_eq!(respond(&b.identity, &b.store, &header).unwrap_err(), HandshakeError::NonContributoryKey);
+    assert_eq!(
+        respond(&b.identity, &b.store, &header).unwrap_err(),
+        HandshakeError::NonContributoryKey
+    );
 
     // A bundle whose signed prekey is low-order (validly signed by a
     // malicious responder) is refused by the initiator.
@@ -330,7 +400,10 @@ fn low_order_keys_are_rejected() {
     let spk_off = 2 + 64 + 4;
     bytes[spk_off..spk_off + 32].copy_from_slice(&[0u8; 32]);
     let tampered = PrekeyBundle::from_bytes(&bytes).unwrap();
-    assert!(matches!(tampered.verify(), Err(PrekeyError::InvalidSignature { .. })));
+    assert!(matches!(
+        tampered.verify(),
+        Err(PrekeyError::InvalidSignature { .. })
+    ));
 }
 
 #[test]
@@ -348,7 +421,11 @@ fn bundle_signature_and_type_checks() {
     let mut rng = ChaCha20Rng::from_seed([14; 32]);
     let b = bob(&mut rng);
     let okem = b.store.one_time_kem_prekey_ids()[0];
-    let bytes = b.store.bundle(&b.identity, None, Some(okem)).unwrap().to_bytes();
+    let bytes = b
+        .store
+        .bundle(&b.identity, None, Some(okem))
+        .unwrap()
+        .to_bytes();
     let spk_sig = 2 + 64 + 4 + 32;
     let lr = spk_sig + 64;
     let lr_sig = lr + 4 + 1184;
@@ -370,14 +447,22 @@ fn bundle_signature_and_type_checks() {
     let okem_entry = t[okem_at..okem_at + 4 + 1184 + 64].to_vec();
     t[lr..lr + 4 + 1184 + 64].copy_from_slice(&okem_entry);
     let e = PrekeyBundle::from_bytes(&t).unwrap().verify().unwrap_err();
-    assert_eq!(e, PrekeyError::InvalidSignature { prekey: "last-resort ML-KEM prekey" });
+    assert_eq!(
+        e,
+        PrekeyError::InvalidSignature {
+            prekey: "last-resort ML-KEM prekey"
+        }
+    );
     // Identity substitution: someone else's identity with Bob's prekeys fails.
     let other = DeviceIdentity::generate(&mut rng);
     let mut t = bytes.clone();
     t[2..66].copy_from_slice(&other.public().to_bytes());
     assert!(PrekeyBundle::from_bytes(&t).unwrap().verify().is_err());
     assert_eq!(
-        PrekeyBundle::from_bytes(&bytes).unwrap().verify_for(other.public()).unwrap_err(),
+        PrekeyBundle::from_bytes(&bytes)
+            .unwrap()
+            .verify_for(other.public())
+            .unwrap_err(),
         PrekeyError::IdentityMismatch
     );
     // An ML-KEM key failing the FIPS 203 modulus check is a decode error.
@@ -386,7 +471,9 @@ fn bundle_signature_and_type_checks() {
     t[lr + 5] = 0xFF;
     assert_eq!(
         PrekeyBundle::from_bytes(&t).unwrap_err(),
-        WireError::InvalidMlKemKey { field: "last-resort ML-KEM prekey" }
+        WireError::InvalidMlKemKey {
+            field: "last-resort ML-KEM prekey"
+        }
     );
 }
 
@@ -398,16 +485,25 @@ fn bundle_and_message_length_errors() {
     let bytes = b.store.bundle(&b.identity, None, None).unwrap().to_bytes();
     for cut in [0, 1, 2, 65, 66, 100, bytes.len() - 1] {
         assert!(
-            matches!(PrekeyBundle::from_bytes(&bytes[..cut]).unwrap_err(), WireError::Truncated { .. }),
+            matches!(
+                PrekeyBundle::from_bytes(&bytes[..cut]).unwrap_err(),
+                WireError::Truncated { .. }
+            ),
             "cut at {cut}"
         );
     }
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(PrekeyBundle::from_bytes(&long).unwrap_err(), WireError::TrailingBytes { count: 1 });
+    assert_eq!(
+        PrekeyBundle::from_bytes(&long).unwrap_err(),
+        WireError::TrailingBytes { count: 1 }
+    );
     let mut flags = bytes.clone();
     *flags.last_mut().unwrap() = 0x04;
-    assert!(matches!(PrekeyBundle::from_bytes(&flags).unwrap_err(), WireError::InvalidFlags { .. }));
+    assert!(matches!(
+        PrekeyBundle::from_bytes(&flags).unwrap_err(),
+        WireError::InvalidFlags { .. }
+    ));
 
     let (_, header) = initiate(&mut rng, &alice, &bundle(&b, true, false)).unwrap();
     let msg = header.wrap(vec![7; 10]).to_bytes();
@@ -416,13 +512,22 @@ fn bundle_and_message_length_errors() {
         PrekeyMessage::from_bytes(&msg[..msg.len() - 10]).unwrap_err(),
         WireError::Empty { field: "payload" }
     );
-    assert!(matches!(PrekeyMessage::from_bytes(&msg[..50]).unwrap_err(), WireError::Truncated { .. }));
+    assert!(matches!(
+        PrekeyMessage::from_bytes(&msg[..50]).unwrap_err(),
+        WireError::Truncated { .. }
+    ));
     let mut huge = msg.clone();
     huge.resize(crate::wire::MAX_WIRE_LEN + 1, 0);
-    assert!(matches!(PrekeyMessage::from_bytes(&huge).unwrap_err(), WireError::TooLong { .. }));
+    assert!(matches!(
+        PrekeyMessage::from_bytes(&huge).unwrap_err(),
+        WireError::TooLong { .. }
+    ));
     assert!(matches!(
         PrekeyBundle::from_bytes(&msg).unwrap_err(),
-        WireError::UnexpectedType { expected: 1, actual: 2 }
+        WireError::UnexpectedType {
+            expected: 1,
+            actual: 2
+        }
     ));
 }
 

@@ -66,12 +66,16 @@ pub(crate) trait MlKemBackend {
     /// check is the fixed length).
     fn validate_public_key(ek: &[u8; MLKEM_PUBLIC_KEY_LEN]) -> bool;
 
-    /// `Encaps_internal(ek, m)`. `None` only if `ek` fails validation, which
-    /// callers have already excluded.
+    /// `Encaps_internal(ek, m)`. Callers pass only keys that passed
+    /// [`MlKemBackend::validate_public_key`]; a backend whose API re-checks
+    /// anyway returns `None` on failure.
     fn encapsulate(
         ek: &[u8; MLKEM_PUBLIC_KEY_LEN],
         m: &[u8; 32],
-    ) -> Option<(Box<[u8; MLKEM_CIPHERTEXT_LEN]>, [u8; MLKEM_SHARED_SECRET_LEN])>;
+    ) -> Option<(
+        Box<[u8; MLKEM_CIPHERTEXT_LEN]>,
+        [u8; MLKEM_SHARED_SECRET_LEN],
+    )>;
 
     /// `Decaps(dk, c)` where `dk` is expanded from `seed` (implicit rejection
     /// on an invalid ciphertext, as FIPS 203 requires).
@@ -147,11 +151,12 @@ impl MlKemPublicKey {
     /// );
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
-        let array: &[u8; MLKEM_PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| KemError::InvalidLength {
-            what: "ML-KEM-768 public key",
-            expected: MLKEM_PUBLIC_KEY_LEN,
-            actual: bytes.len(),
-        })?;
+        let array: &[u8; MLKEM_PUBLIC_KEY_LEN] =
+            bytes.try_into().map_err(|_| KemError::InvalidLength {
+                what: "ML-KEM-768 public key",
+                expected: MLKEM_PUBLIC_KEY_LEN,
+                actual: bytes.len(),
+            })?;
         if !Active::validate_public_key(array) {
             return Err(KemError::InvalidMlKemPublicKey);
         }
@@ -183,11 +188,12 @@ pub struct MlKemCiphertext(Box<[u8; MLKEM_CIPHERTEXT_LEN]>);
 impl MlKemCiphertext {
     /// Parses a received ciphertext (length check only).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
-        let array: &[u8; MLKEM_CIPHERTEXT_LEN] = bytes.try_into().map_err(|_| KemError::InvalidLength {
-            what: "ML-KEM-768 ciphertext",
-            expected: MLKEM_CIPHERTEXT_LEN,
-            actual: bytes.len(),
-        })?;
+        let array: &[u8; MLKEM_CIPHERTEXT_LEN] =
+            bytes.try_into().map_err(|_| KemError::InvalidLength {
+                what: "ML-KEM-768 ciphertext",
+                expected: MLKEM_CIPHERTEXT_LEN,
+                actual: bytes.len(),
+            })?;
         let mut boxed = Box::new([0u8; MLKEM_CIPHERTEXT_LEN]);
         boxed.copy_from_slice(array);
         Ok(Self(boxed))
@@ -240,7 +246,9 @@ impl MlKemKeyPair {
 
 impl fmt::Debug for MlKemKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MlKemKeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("MlKemKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -275,7 +283,8 @@ pub(crate) fn encapsulate_deterministic(
     pk: &MlKemPublicKey,
     m: &[u8; 32],
 ) -> Result<(MlKemCiphertext, SharedSecret), KemError> {
-    let (ct, mut ss) = Active::encapsulate(pk.as_bytes(), m).ok_or(KemError::InvalidMlKemPublicKey)?;
+    let (ct, mut ss) =
+        Active::encapsulate(pk.as_bytes(), m).ok_or(KemError::InvalidMlKemPublicKey)?;
     Ok((MlKemCiphertext(ct), SharedSecret::from_mut_array(&mut ss)))
 }
 
