@@ -52,3 +52,8 @@ mod util;
 pub mod wire;
 
 pub use rand_core;
+
+/// The README's code examples run as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
