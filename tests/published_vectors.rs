@@ -1,0 +1,202 @@
+//! The published test vectors: regenerated in memory and compared byte for
+//! byte with `test-vectors/`, then checked through the public API.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod vectors;
+
+use serde_json::Value;
+use session_ratchet::handshake::{self, PrekeyMessage};
+use session_ratchet::kem::xwing::{XWingCiphertext, XWingKeyPair};
+use session_ratchet::kem::{MlKemCiphertext, MlKemKeyPair, MlKemPublicKey};
+use session_ratchet::prekey::PrekeyBundle;
+use session_ratchet::secret::{MlKemSeed, XWingSeed};
+use std::path::Path;
+
+fn unhex(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn arr<const N: usize>(v: &Value) -> [u8; N] {
+    unhex(v).try_into().unwrap()
+}
+
+#[test]
+fn committed_vectors_match_the_generator() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
+    let mut stale = Vec::new();
+    for (stem, value) in vectors::all() {
+        let text = vectors::render(&value);
+        let path = dir.join(format!("{stem}.json"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != text {
+            let new = dir.join(format!("{stem}-new.json"));
+            std::fs::write(&new, &text).unwrap();
+            stale.push(new.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "generated vectors differ from the committed files; review and promote: {stale:?}"
+    );
+}
+
+fn load(stem: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-vectors")
+        .join(format!("{stem}.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["vectors"].as_array().unwrap().clone()
+}
+
+#[test]
+fn kem_vectors_verify_through_the_public_api() {
+    let mut checked = 0;
+    for v in load("kem") {
+        match v["kind"].as_str().unwrap() {
+            "ml-kem-768" => {
+                let kp = MlKemKeyPair::from_seed(MlKemSeed::hazmat_from_bytes(arr(&v["seed_d_z"])));
+                assert_eq!(
+                    kp.public_key().as_bytes().as_slice(),
+                    unhex(&v["encapsulation_key"])
+                );
+                let ct = MlKemCiphertext::from_bytes(&unhex(&v["ciphertext"])).unwrap();
+                assert_eq!(
+                    kp.decapsulate(&ct).hazmat_bytes().as_slice(),
+                    unhex(&v["shared_secret"])
+                );
+                let mut bad = unhex(&v["ciphertext"]);
+                bad[0] ^= 1;
+                let bad = MlKemCiphertext::from_bytes(&bad).unwrap();
+                assert_eq!(
+                    kp.decapsulate(&bad).hazmat_bytes().as_slice(),
+                    unhex(&v["modified_ciphertext_first_byte_xor_01_shared_secret"])
+                );
+            }
+            "ml-kem-768-invalid-key" => {
+                let e = MlKemPublicKey::from_bytes(&unhex(&v["encapsulation_key"])).unwrap_err();
+                assert_eq!(vectors::class(&e), v["expected_error"]);
+            }
+            "x-wing" => {
+                let kp = XWingKeyPair::from_seed(XWingSeed::hazmat_from_bytes(arr(&v["seed"])));
+                assert_eq!(kp.public_key().to_bytes(), unhex(&v["encapsulation_key"]));
+                let ct = XWingCiphertext::from_bytes(&unhex(&v["ciphertext"])).unwrap();
+                assert_eq!(
+                    kp.decapsulate(&ct).unwrap().hazmat_bytes().as_slice(),
+                    unhex(&v["shared_secret"])
+                );
+            }
+            "x-wing-decapsulation-error" => {
+                let kp = XWingKeyPair::from_seed(XWingSeed::hazmat_from_bytes(arr(&v["seed"])));
+                let ct = XWingCiphertext::from_bytes(&unhex(&v["ciphertext"])).unwrap();
+                assert_eq!(
+                    vectors::class(&kp.decapsulate(&ct).unwrap_err()),
+                    v["expected_error"]
+                );
+            }
+            other => panic!("unknown kind {other}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
+
+#[test]
+fn handshake_vectors_verify_through_the_public_api() {
+    let all = load("handshake");
+    let mut checked = 0;
+    for v in &all {
+        match v["kind"].as_str().unwrap() {
+            "handshake" => {
+                let bundle = PrekeyBundle::from_bytes(&unhex(&v["bundle"]))
+                    .unwrap()
+                    .verify()
+                    .unwrap();
+                assert_eq!(
+                    bundle.identity().to_bytes().as_slice(),
+                    unhex(&v["bob_public_identity"])
+                );
+                let msg = PrekeyMessage::from_bytes(&unhex(&v["prekey_message"])).unwrap();
+                assert_eq!(msg.payload(), unhex(&v["payload"]));
+                assert_eq!(
+                    msg.header().initiator().to_bytes().as_slice(),
+                    unhex(&v["alice_public_identity"])
+                );
+                // Bob's store is rebuilt from the same seed; his side of the
+                // handshake must reproduce every published key.
+                let seed_byte = unhex(&v["rng_seed"])[0];
+                let mut s = vectors::handshake::scenario(
+                    seed_byte,
+                    v["bundle_offers_one_time_prekey"].as_bool().unwrap(),
+                    v["bundle_offers_one_time_kem_prekey"].as_bool().unwrap(),
+                );
+                let bob = handshake::respond(&s.bob, &s.store, msg.header())
+                    .unwrap()
+                    .commit(&mut s.store)
+                    .unwrap();
+                assert_eq!(
+                    bob.transcript_hash().as_slice(),
+                    unhex(&v["transcript_hash"])
+                );
+                assert_eq!(
+                    bob.root_key().hazmat_bytes().as_slice(),
+                    unhex(&v["root_key"])
+                );
+                assert_eq!(
+                    bob.initiator_chain_key().hazmat_bytes().as_slice(),
+                    unhex(&v["initiator_chain_key"])
+                );
+                assert_eq!(
+                    bob.initiator_header_key().hazmat_bytes().as_slice(),
+                    unhex(&v["initiator_header_key"])
+                );
+                assert_eq!(
+                    bob.responder_header_key().hazmat_bytes().as_slice(),
+                    unhex(&v["responder_header_key"])
+                );
+            }
+            "bundle-error" => {
+                let input = unhex(&v["input"]);
+                let got = match PrekeyBundle::from_bytes(&input) {
+                    Err(e) => vectors::class(&e),
+                    Ok(b) => vectors::class(&b.verify().unwrap_err()),
+                };
+                assert_eq!(got, v["expected_error"], "{}", v["name"]);
+            }
+            "prekey-message-error" => {
+                let mut input = match v.get("input") {
+                    Some(i) => unhex(i),
+                    None => unhex(&v["input_prefix"]),
+                };
+                if let Some(n) = v.get("input_zero_padded_to_length") {
+                    input.resize(n.as_u64().unwrap() as usize, 0);
+                }
+                let got = vectors::class(&PrekeyMessage::from_bytes(&input).unwrap_err());
+                assert_eq!(got, v["expected_error"], "{}", v["name"]);
+            }
+            "handshake-replay" => {
+                let of = all.iter().find(|x| x["name"] == v["of_vector"]).unwrap();
+                let msg = PrekeyMessage::from_bytes(&unhex(&of["prekey_message"])).unwrap();
+                let mut s = vectors::handshake::scenario(
+                    unhex(&v["rng_seed"])[0],
+                    of["bundle_offers_one_time_prekey"].as_bool().unwrap(),
+                    of["bundle_offers_one_time_kem_prekey"].as_bool().unwrap(),
+                );
+                handshake::respond(&s.bob, &s.store, msg.header())
+                    .unwrap()
+                    .commit(&mut s.store)
+                    .unwrap();
+                let e = handshake::respond(&s.bob, &s.store, msg.header()).unwrap_err();
+                assert_eq!(vectors::class(&e), v["expected_error_on_second_delivery"]);
+            }
+            other => panic!("unknown kind {other}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4 + 11 + 5 + 3);
+}
