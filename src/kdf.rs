@@ -23,6 +23,16 @@ pub(crate) mod label {
     pub(crate) const HANDSHAKE_TRANSCRIPT: &[u8] = b"SessionRatchet/v1/handshake-transcript";
     /// HKDF `info` prefix of the handshake key derivation (spec §5.4).
     pub(crate) const HANDSHAKE_KEYS: &[u8] = b"SessionRatchet/v1/handshake-keys";
+    /// Ratchet initialisation from the handshake's root key (spec §7.2).
+    pub(crate) const RATCHET_INIT: &[u8] = b"SessionRatchet/v1/ratchet-init";
+    /// HKDF `info` prefix of the root KDF (spec §7.3).
+    pub(crate) const RATCHET_ROOT: &[u8] = b"SessionRatchet/v1/ratchet-root";
+    /// HMAC input deriving a message key from a chain key (spec §7.3).
+    pub(crate) const MESSAGE_KEY: &[u8] = b"SessionRatchet/v1/message-key";
+    /// HMAC input deriving the next chain key (spec §7.3).
+    pub(crate) const CHAIN_KEY: &[u8] = b"SessionRatchet/v1/chain-key";
+    /// Associated-data prefix of stored-state encryption (spec §7.10).
+    pub(crate) const STORED_STATE: &[u8] = b"SessionRatchet/v1/stored-state";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -33,6 +43,11 @@ pub(crate) mod label {
         DEVICE_CERTIFICATE,
         HANDSHAKE_TRANSCRIPT,
         HANDSHAKE_KEYS,
+        RATCHET_INIT,
+        RATCHET_ROOT,
+        MESSAGE_KEY,
+        CHAIN_KEY,
+        STORED_STATE,
     ];
 }
 
@@ -54,7 +69,6 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[&[u8]], info: &[&[u8]], out: &mut 
 }
 
 /// HMAC-SHA256 over concatenated parts (the ratchet's chain KDF).
-#[allow(dead_code)] // Used by the ratchet; kept here with the other KDFs and tested against RFC 4231.
 pub(crate) fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC zero-pads keys shorter than the 64-byte block (RFC 2104 §2), so
     // padding here gives the same MAC through the infallible fixed-size

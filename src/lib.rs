@@ -16,6 +16,7 @@
 //! | [`identity`] | device and account identities, device certificates | §4.1, §4.2 |
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
+//! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
 //! | [`wire`] | the canonical byte encoding of everything sent | §6 |
 //!
 //! ## Randomness
@@ -41,12 +42,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub(crate) mod aead;
 pub mod dh;
 pub mod handshake;
 pub mod identity;
 pub(crate) mod kdf;
 pub mod kem;
 pub mod prekey;
+pub mod ratchet;
 pub mod secret;
 mod util;
 pub mod wire;

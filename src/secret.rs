@@ -146,6 +146,25 @@ secret_bytes!(
     32
 );
 
+secret_bytes!(
+    /// A client's key for encrypting stored sessions (spec §7.10).
+    StorageKey,
+    32
+);
+
+impl StorageKey {
+    /// Wraps 32 bytes the client keeps (for example in the platform keystore).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let mut b = bytes;
+        Self::from_mut_array(&mut b)
+    }
+
+    /// A fresh random storage key.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::random(rng)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,10 @@ pub const WIRE_VERSION: u8 = 0x01;
 /// message (76,800 bytes). Longer input is rejected before it is parsed.
 pub const MAX_WIRE_LEN: usize = 76_800;
 
+/// Largest stored object (a session with the maximum of skipped keys is
+/// about 80 KB): bounds what loading a corrupted blob can allocate.
+pub const MAX_STORED_LEN: usize = 1 << 20;
+
 /// Type bytes (spec §6.2). Each encoded object starts `WIRE_VERSION || type`.
 pub mod message_type {
     /// A prekey bundle (spec §4.4).
@@ -32,6 +36,8 @@ pub mod message_type {
     pub const PREKEY_MESSAGE: u8 = 0x02;
     /// A device certificate (spec §4.2).
     pub const DEVICE_CERTIFICATE: u8 = 0x03;
+    /// A double-ratchet message (spec §7.7).
+    pub const RATCHET_MESSAGE: u8 = 0x04;
 }
 
 /// Why bytes could not be decoded. Decoding changes no state, so any of these
@@ -161,6 +167,31 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
+    /// Like [`Reader::start`] but for stored objects, which may exceed
+    /// [`MAX_WIRE_LEN`] (up to [`MAX_STORED_LEN`]).
+    pub(crate) fn start_unbounded(input: &'a [u8], ty: u8) -> Result<Self, WireError> {
+        if input.len() > MAX_STORED_LEN {
+            return Err(WireError::TooLong { len: input.len() });
+        }
+        let mut r = Self { rest: input };
+        let version = r.u8("version")?;
+        if version != WIRE_VERSION {
+            return Err(WireError::UnsupportedVersion { version });
+        }
+        let actual = r.u8("type")?;
+        if actual != ty {
+            return Err(WireError::UnexpectedType {
+                expected: ty,
+                actual,
+            });
+        }
+        Ok(r)
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.array::<2>(field)?))
+    }
+
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
         let [b] = self.array::<1>(field)?;
         Ok(b)
@@ -234,6 +265,11 @@ impl Writer {
 
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
+        self
+    }
+
+    pub(crate) fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 

@@ -257,39 +257,58 @@ impl PrekeyMessage {
         &self.payload
     }
 
-    /// Canonical encoding (spec §6.3).
+    /// Canonical encoding (spec §5.6).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let h = &self.header;
         let mut w = Writer::start(
             message_type::PREKEY_MESSAGE,
             Self::MIN_ENCODED_LEN + 4 + self.payload.len(),
         );
-        w.bytes(&h.initiator.to_bytes())
-            .bytes(h.base_key.as_bytes())
-            .u32(h.signed_prekey_id);
-        let flags = if h.one_time_prekey_id.is_some() {
-            FLAG_ONE_TIME
-        } else {
-            0
-        } | if h.kem_kind == KemPrekeyKind::OneTime {
-            FLAG_KEM_ONE_TIME
-        } else {
-            0
-        };
-        w.u8(flags);
-        if let Some(id) = h.one_time_prekey_id {
-            w.u32(id);
-        }
-        w.u32(h.kem_prekey_id)
-            .bytes(h.kem_ciphertext.as_bytes())
-            .bytes(&self.payload);
+        self.header.write(&mut w);
+        w.bytes(&self.payload);
         w.finish()
     }
 
     /// Decodes a prekey message (syntax and key validity only).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::start(bytes, message_type::PREKEY_MESSAGE)?;
-        let initiator = DevicePublicIdentity::read(&mut r, "initiator identity")?;
+        let header = HandshakeHeader::read(&mut r)?;
+        let payload = r.rest();
+        if payload.is_empty() {
+            return Err(WireError::Empty { field: "payload" });
+        }
+        Ok(Self {
+            header,
+            payload: payload.to_vec(),
+        })
+    }
+}
+
+impl HandshakeHeader {
+    /// Writes the header fields (spec §5.6, everything between the type byte and the payload).
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.bytes(&self.initiator.to_bytes())
+            .bytes(self.base_key.as_bytes())
+            .u32(self.signed_prekey_id);
+        let flags = if self.one_time_prekey_id.is_some() {
+            FLAG_ONE_TIME
+        } else {
+            0
+        } | if self.kem_kind == KemPrekeyKind::OneTime {
+            FLAG_KEM_ONE_TIME
+        } else {
+            0
+        };
+        w.u8(flags);
+        if let Some(id) = self.one_time_prekey_id {
+            w.u32(id);
+        }
+        w.u32(self.kem_prekey_id)
+            .bytes(self.kem_ciphertext.as_bytes());
+    }
+
+    /// Reads the header fields.
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let initiator = DevicePublicIdentity::read(r, "initiator identity")?;
         let base_key = X25519PublicKey(r.array("base key")?);
         let signed_prekey_id = r.u32("signed prekey id")?;
         let flags = r.flags(FLAG_ONE_TIME | FLAG_KEM_ONE_TIME, "prekey message flags")?;
@@ -305,25 +324,18 @@ impl PrekeyMessage {
         };
         let kem_prekey_id = r.u32("ML-KEM prekey id")?;
         let ct = r.slice(MLKEM_CIPHERTEXT_LEN, "ML-KEM ciphertext")?;
-        // Length already fixed by `slice`, so this cannot fail.
+        // `slice` fixed the length, so this cannot fail.
         let kem_ciphertext = MlKemCiphertext::from_bytes(ct).map_err(|_| WireError::Truncated {
             field: "ML-KEM ciphertext",
         })?;
-        let payload = r.rest();
-        if payload.is_empty() {
-            return Err(WireError::Empty { field: "payload" });
-        }
         Ok(Self {
-            header: HandshakeHeader {
-                initiator,
-                base_key,
-                signed_prekey_id,
-                one_time_prekey_id,
-                kem_kind,
-                kem_prekey_id,
-                kem_ciphertext,
-            },
-            payload: payload.to_vec(),
+            initiator,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            kem_kind,
+            kem_prekey_id,
+            kem_ciphertext,
         })
     }
 }

@@ -236,6 +236,11 @@ impl MlKemKeyPair {
         &self.public
     }
 
+    /// The decapsulation key seed `d ‖ z`.
+    pub(crate) fn seed(&self) -> &MlKemSeed {
+        &self.seed
+    }
+
     /// `ML-KEM.Decaps`. Never fails: an invalid ciphertext gives the implicit
     /// rejection secret, which no sender can predict.
     pub fn decapsulate(&self, ct: &MlKemCiphertext) -> SharedSecret {

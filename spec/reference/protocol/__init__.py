@@ -1,0 +1,1 @@
+"""Protocol objects and operations of spec chapters 4-6."""

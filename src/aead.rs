@@ -1,0 +1,103 @@
+//! Authenticated encryption (spec §3.7).
+//!
+//! This module owns the two AEAD uses of the protocol:
+//!
+//! - **message bodies**: ChaCha20-Poly1305 (RFC 8439) under a single-use
+//!   message key with the all-zero nonce — every message key encrypts exactly
+//!   one body, so a fixed nonce is safe;
+//! - **headers and stored state**: XChaCha20-Poly1305 under a long-lived key
+//!   with a random 24-byte nonce drawn from the injected RNG.
+
+use alloc::vec::Vec;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+
+/// Poly1305 tag length.
+pub(crate) const TAG_LEN: usize = 16;
+/// XChaCha20 nonce length.
+pub(crate) const XNONCE_LEN: usize = 24;
+
+/// Encrypts `buf` in place (appending the tag) under a single-use key.
+pub(crate) fn seal_single_use(key: &[u8; 32], ad: &[u8], buf: &mut Vec<u8>) -> bool {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    cipher.encrypt_in_place(&[0u8; 12].into(), ad, buf).is_ok()
+}
+
+/// Decrypts `buf` in place (removing the tag); `false` if authentication fails.
+pub(crate) fn open_single_use(key: &[u8; 32], ad: &[u8], buf: &mut Vec<u8>) -> bool {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    cipher.decrypt_in_place(&[0u8; 12].into(), ad, buf).is_ok()
+}
+
+/// Encrypts `buf` in place under a reusable key with a caller-drawn random nonce.
+pub(crate) fn seal_x(
+    key: &[u8; 32],
+    nonce: &[u8; XNONCE_LEN],
+    ad: &[u8],
+    buf: &mut Vec<u8>,
+) -> bool {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher.encrypt_in_place(nonce.into(), ad, buf).is_ok()
+}
+
+/// Decrypts `buf` in place; `false` if authentication fails.
+pub(crate) fn open_x(
+    key: &[u8; 32],
+    nonce: &[u8; XNONCE_LEN],
+    ad: &[u8],
+    buf: &mut Vec<u8>,
+) -> bool {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher.decrypt_in_place(nonce.into(), ad, buf).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chacha20poly1305_rfc8439_2_8_2() {
+        let key: [u8; 32] =
+            hex::decode("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let nonce = hex::decode("070000004041424344454647").unwrap();
+        let ad = hex::decode("50515253c0c1c2c3c4c5c6c7").unwrap();
+        let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let mut buf = pt.to_vec();
+        ChaCha20Poly1305::new(&key.into())
+            .encrypt_in_place(nonce.as_slice().try_into().unwrap(), &ad, &mut buf)
+            .unwrap();
+        assert_eq!(
+            hex::encode(&buf[buf.len() - 16..]),
+            "1ae10b594f09e26a7e902ecbd0600691"
+        );
+    }
+
+    #[test]
+    fn single_use_round_trip_and_tamper() {
+        let key = [9u8; 32];
+        let mut buf = b"hello".to_vec();
+        assert!(seal_single_use(&key, b"ad", &mut buf));
+        assert_eq!(buf.len(), 5 + TAG_LEN);
+        let mut t = buf.clone();
+        t[0] ^= 1;
+        assert!(!open_single_use(&key, b"ad", &mut t));
+        let mut t = buf.clone();
+        assert!(!open_single_use(&key, b"aD", &mut t));
+        assert!(open_single_use(&key, b"ad", &mut buf));
+        assert_eq!(buf, b"hello");
+    }
+
+    #[test]
+    fn x_round_trip_and_wrong_nonce() {
+        let (key, nonce) = ([1u8; 32], [2u8; 24]);
+        let mut buf = b"header".to_vec();
+        assert!(seal_x(&key, &nonce, b"", &mut buf));
+        let mut t = buf.clone();
+        assert!(!open_x(&key, &[3u8; 24], b"", &mut t));
+        assert!(open_x(&key, &nonce, b"", &mut buf));
+        assert_eq!(buf, b"header");
+    }
+}

@@ -1,0 +1,525 @@
+//! Ratchet tests: conversations, loss/reorder/duplicates, transactional
+//! failure, bounds at their limits, persistence, and compromise experiments.
+
+use super::*;
+use crate::prekey::PrekeyStore;
+use alloc::vec::Vec;
+use alloc::{format, vec};
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+pub(crate) struct Pair {
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) a: Session,
+    pub(crate) b: Session,
+}
+
+/// A handshake and the first exchange, so both sides are established.
+pub(crate) fn pair(seed: u8) -> Pair {
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let otp = store.generate_one_time_prekeys(&mut rng, &bob, 1).unwrap()[0].id();
+    let bundle = store
+        .bundle(&bob, Some(otp), None)
+        .unwrap()
+        .verify_for(bob.public())
+        .unwrap();
+    let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let m = a.encrypt(&mut rng, b"hello", b"").unwrap();
+    let (b, pt) = Session::respond(&bob, &mut store, &m, b"").unwrap();
+    assert_eq!(pt, b"hello");
+    Pair { rng, a, b }
+}
+
+fn snapshot(s: &Session) -> Vec<u8> {
+    s.to_stored().as_bytes().to_vec()
+}
+
+fn send(p: &mut Pair, from_a: bool, text: &[u8]) -> Vec<u8> {
+    let (s, rng) = if from_a {
+        (&mut p.a, &mut p.rng)
+    } else {
+        (&mut p.b, &mut p.rng)
+    };
+    s.encrypt(rng, text, b"ad").unwrap()
+}
+
+fn recv(p: &mut Pair, to_a: bool, m: &[u8]) -> Result<Vec<u8>, RatchetError> {
+    if to_a {
+        p.a.decrypt(m, b"ad")
+    } else {
+        p.b.decrypt(m, b"ad")
+    }
+}
+
+#[test]
+fn alternating_conversation_with_dh_steps() {
+    let mut p = pair(1);
+    for i in 0..30u32 {
+        let text = i.to_be_bytes();
+        let m = send(&mut p, i % 2 == 1, &text);
+        assert_eq!(recv(&mut p, i % 2 == 0, &m).unwrap(), text);
+    }
+    assert!(!p.a.is_initiating());
+    assert!(
+        p.a.pq_epochs_mixed() > 0 && p.b.pq_epochs_mixed() > 0,
+        "PQ epochs complete in 30 turns"
+    );
+}
+
+#[test]
+fn initiator_repeats_the_prekey_header_until_reply() {
+    let mut rng = ChaCha20Rng::from_seed([2; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let bundle = store.bundle(&bob, None, None).unwrap().verify().unwrap();
+    let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let m1 = a.encrypt(&mut rng, b"1", b"").unwrap();
+    let m2 = a.encrypt(&mut rng, b"2", b"").unwrap();
+    assert_eq!(m1[1], message_type::PREKEY_MESSAGE);
+    assert_eq!(m2[1], message_type::PREKEY_MESSAGE);
+    // Bob receives the second first (reordered); the first still decrypts.
+    let (mut b, pt) = Session::respond(&bob, &mut store, &m2, b"").unwrap();
+    assert_eq!(pt, b"2");
+    assert_eq!(b.decrypt(&m1, b"").unwrap(), b"1");
+    assert_eq!(
+        b.decrypt(&m1, b"").unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+    let r = b.encrypt(&mut rng, b"r", b"").unwrap();
+    assert_eq!(r[1], message_type::RATCHET_MESSAGE);
+    a.decrypt(&r, b"").unwrap();
+    assert!(!a.is_initiating());
+    let m3 = a.encrypt(&mut rng, b"3", b"").unwrap();
+    assert_eq!(m3[1], message_type::RATCHET_MESSAGE);
+    assert_eq!(b.decrypt(&m3, b"").unwrap(), b"3");
+}
+
+#[test]
+fn responder_first_message_failure_consumes_nothing() {
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let otp = store.generate_one_time_prekeys(&mut rng, &bob, 1).unwrap()[0].id();
+    let bundle = store
+        .bundle(&bob, Some(otp), None)
+        .unwrap()
+        .verify()
+        .unwrap();
+    let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let mut m = a.encrypt(&mut rng, b"x", b"").unwrap();
+    let last = m.len() - 1;
+    m[last] ^= 1;
+    assert_eq!(
+        Session::respond(&bob, &mut store, &m, b"").unwrap_err(),
+        RatchetError::AuthenticationFailed
+    );
+    assert_eq!(
+        store.one_time_prekey_ids(),
+        vec![otp],
+        "a forged first message consumes nothing"
+    );
+    // Wrong associated data also fails and consumes nothing.
+    m[last] ^= 1;
+    assert_eq!(
+        Session::respond(&bob, &mut store, &m, b"other").unwrap_err(),
+        RatchetError::AuthenticationFailed
+    );
+    assert_eq!(store.one_time_prekey_ids(), vec![otp]);
+    Session::respond(&bob, &mut store, &m, b"").unwrap();
+    assert!(store.one_time_prekey_ids().is_empty());
+}
+
+#[test]
+fn out_of_order_and_lost_messages_across_chains() {
+    let mut p = pair(4);
+    let a_msgs: Vec<_> = (0..5u8).map(|i| send(&mut p, true, &[i])).collect();
+    // Bob gets 4, 1 (skips 0, 2, 3).
+    assert_eq!(recv(&mut p, false, &a_msgs[4]).unwrap(), [4]);
+    assert_eq!(recv(&mut p, false, &a_msgs[1]).unwrap(), [1]);
+    // Bob replies; Alice answers on a new chain.
+    let r = send(&mut p, false, b"r");
+    recv(&mut p, true, &r).unwrap();
+    let a2: Vec<_> = (10..13u8).map(|i| send(&mut p, true, &[i])).collect();
+    assert_eq!(recv(&mut p, false, &a2[2]).unwrap(), [12]);
+    // Late messages of the old chain still decrypt, each exactly once.
+    assert_eq!(recv(&mut p, false, &a_msgs[0]).unwrap(), [0]);
+    assert_eq!(recv(&mut p, false, &a_msgs[3]).unwrap(), [3]);
+    assert_eq!(
+        recv(&mut p, false, &a_msgs[3]).unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+    assert_eq!(recv(&mut p, false, &a2[0]).unwrap(), [10]);
+    assert_eq!(recv(&mut p, false, &a_msgs[2]).unwrap(), [2]);
+    assert_eq!(p.b.skipped_keys_held(), 1, "only a2[1] is still skipped");
+}
+
+#[test]
+fn every_failure_leaves_the_session_unchanged() {
+    let mut p = pair(5);
+    let good = send(&mut p, true, b"payload");
+    let before = snapshot(&p.b);
+    let mut cases: Vec<(Vec<u8>, &[u8])> = Vec::new();
+    for i in [0usize, 1, 5, 30, 60, 86, 90, good.len() - 1] {
+        let mut t = good.clone();
+        t[i] ^= 0x20;
+        cases.push((t, b"ad"));
+    }
+    cases.push((good[..good.len() - 1].to_vec(), b"ad"));
+    cases.push((good[..50].to_vec(), b"ad"));
+    cases.push((vec![], b"ad"));
+    cases.push((good.clone(), b"other ad"));
+    for (m, ad) in &cases {
+        assert!(p.b.decrypt(m, ad).is_err());
+        assert_eq!(snapshot(&p.b), before, "state changed by a failed decrypt");
+    }
+    assert_eq!(p.b.decrypt(&good, b"ad").unwrap(), b"payload");
+    let after = snapshot(&p.b);
+    assert_eq!(
+        p.b.decrypt(&good, b"ad").unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+    assert_eq!(snapshot(&p.b), after);
+}
+
+#[test]
+fn skip_bound_is_exact() {
+    let mut p = pair(6);
+    // Make Alice's next chain long without Bob seeing it: MAX_SKIP + 1 messages ahead.
+    let r = send(&mut p, false, b"r");
+    recv(&mut p, true, &r).unwrap();
+    let first = send(&mut p, true, b"0");
+    recv(&mut p, false, &first).unwrap();
+    // Advance Alice's sending index without producing ciphertexts we keep.
+    p.a.send.as_mut().unwrap().n += MAX_SKIP;
+    let at_limit = send(&mut p, true, b"limit");
+    let over = send(&mut p, true, b"over");
+    let before = snapshot(&p.b);
+    // at_limit is index MAX_SKIP + 1 with Bob expecting 1: a jump of exactly MAX_SKIP.
+    assert_eq!(
+        p.b.decrypt(&over, b"ad").unwrap_err(),
+        RatchetError::TooFarAhead
+    );
+    assert_eq!(snapshot(&p.b), before);
+    // Fix up Alice's chain key for the jump so the message is real: derive
+    // by re-encrypting is impossible, so instead check the bound via a fresh
+    // chain with genuine keys below.
+    let _ = at_limit;
+    let mut q = pair(7);
+    let msgs: Vec<_> = (0..=MAX_SKIPPED_KEYS_PER_CHAIN + 1)
+        .map(|i| send(&mut q, true, &(i as u32).to_be_bytes()))
+        .collect();
+    let last = msgs.last().unwrap();
+    recv(&mut q, false, last).unwrap();
+    assert_eq!(
+        q.b.skipped_keys_held(),
+        MAX_SKIPPED_KEYS_PER_CHAIN,
+        "per-chain cap holds exactly"
+    );
+    assert_eq!(
+        recv(&mut q, false, &msgs[0]).unwrap_err(),
+        RatchetError::MessageTooOld
+    );
+    assert_eq!(recv(&mut q, false, &msgs[1]).unwrap(), 1u32.to_be_bytes());
+    assert_eq!(
+        recv(&mut q, false, &msgs[1]).unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+}
+
+#[test]
+fn total_skipped_bound_evicts_oldest_chain_first() {
+    let mut p = pair(8);
+    let mut pending = Vec::new();
+    // Three of Alice's chains, each with 900 messages Bob never sees but one.
+    for round in 0..3u8 {
+        let msgs: Vec<_> = (0..900u32)
+            .map(|i| send(&mut p, true, &i.to_be_bytes()))
+            .collect();
+        recv(&mut p, false, msgs.last().unwrap()).unwrap();
+        pending.push(msgs);
+        let r = send(&mut p, false, &[round]);
+        recv(&mut p, true, &r).unwrap();
+    }
+    assert_eq!(p.b.skipped_keys_held(), MAX_SKIPPED_KEYS);
+    // The oldest chain lost keys first: its first messages are too old now,
+    // the newest chain's are all there.
+    assert_eq!(
+        recv(&mut p, false, &pending[0][0]).unwrap_err(),
+        RatchetError::MessageTooOld
+    );
+    assert_eq!(
+        recv(&mut p, false, &pending[2][0]).unwrap(),
+        0u32.to_be_bytes()
+    );
+}
+
+#[test]
+fn persistence_round_trip_mid_conversation() {
+    let mut p = pair(9);
+    for i in 0..12u32 {
+        let m = send(&mut p, i % 3 == 0, &i.to_be_bytes());
+        recv(&mut p, i % 3 != 0, &m).unwrap();
+        let key = StorageKey::generate(&mut p.rng);
+        let blob = p.a.to_stored().encrypt(&mut p.rng, &key);
+        let restored = Session::from_stored(&StoredSession::decrypt(&blob, &key).unwrap()).unwrap();
+        assert_eq!(restored.to_stored(), p.a.to_stored());
+        p.a = restored;
+    }
+    let m = send(&mut p, true, b"after");
+    assert_eq!(recv(&mut p, false, &m).unwrap(), b"after");
+}
+
+#[test]
+fn stored_session_errors() {
+    let p = pair(10);
+    let stored = p.b.to_stored();
+    let mut rng = ChaCha20Rng::from_seed([0; 32]);
+    let key = StorageKey::generate(&mut rng);
+    let blob = stored.encrypt(&mut rng, &key);
+    let wrong = StorageKey::generate(&mut rng);
+    assert_eq!(
+        StoredSession::decrypt(&blob, &wrong).unwrap_err(),
+        StorageError::WrongKeyOrTampered
+    );
+    let mut t = blob.clone();
+    t[40] ^= 1;
+    assert_eq!(
+        StoredSession::decrypt(&t, &key).unwrap_err(),
+        StorageError::WrongKeyOrTampered
+    );
+    let mut future = stored.as_bytes().to_vec();
+    future[0] = 2;
+    assert_eq!(
+        Session::from_stored(&StoredSession::from_bytes(&future)).unwrap_err(),
+        RatchetError::Storage(StorageError::UnsupportedVersion(2))
+    );
+    let bytes = stored.as_bytes();
+    for cut in [0, 1, 2, 100, bytes.len() - 1] {
+        assert!(Session::from_stored(&StoredSession::from_bytes(&bytes[..cut])).is_err());
+    }
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert_eq!(
+        Session::from_stored(&StoredSession::from_bytes(&longer)).unwrap_err(),
+        RatchetError::Storage(StorageError::Corrupted)
+    );
+    assert!(format!("{stored:?}").contains("redacted"));
+}
+
+#[test]
+fn padding_hides_lengths_within_a_bucket() {
+    let mut p = pair(11);
+    // Let the PQ bootstrap and first epochs pass.
+    for i in 0..40u32 {
+        let m = send(&mut p, i % 2 == 0, b"x");
+        recv(&mut p, i % 2 == 1, &m).unwrap();
+    }
+    for len in [0usize, 1, 50, 100, 140] {
+        let m = send(&mut p, true, &vec![7u8; len]);
+        assert_eq!(m.len() % 256, 0, "length {len}");
+        recv(&mut p, false, &m).unwrap();
+    }
+    p.a.set_padding(PaddingPolicy::multiple_of(1024));
+    let m = send(&mut p, true, b"hi");
+    assert_eq!(m.len() % 1024, 0);
+    assert_eq!(recv(&mut p, false, &m).unwrap(), b"hi");
+}
+
+#[test]
+fn header_hides_keys_and_counters() {
+    let mut p = pair(12);
+    let r = send(&mut p, false, b"reply");
+    recv(&mut p, true, &r).unwrap();
+    let m1 = send(&mut p, true, b"a");
+    let m2 = send(&mut p, true, b"a");
+    let ratchet_pub = p.a.dh_self_pub;
+    for m in [&m1, &m2] {
+        assert!(
+            !m.windows(32).any(|w| w == ratchet_pub.as_bytes()),
+            "ratchet key visible"
+        );
+    }
+    // The two messages share no 8-byte window past the type bytes.
+    let common = m1[2..]
+        .windows(8)
+        .filter(|w| m2[2..].windows(8).any(|v| v == *w))
+        .count();
+    assert_eq!(common, 0);
+}
+
+/// The classical experiment (spec §7.11): an attacker who copied Alice's
+/// whole state can follow the conversation until Alice's next DH ratchet
+/// step, and not after.
+#[test]
+fn dh_ratchet_heals_a_state_compromise() {
+    let mut p = pair(13);
+    let mut attacker = Session::from_stored(&p.a.to_stored()).unwrap();
+    let m = send(&mut p, false, b"before heal");
+    assert_eq!(
+        attacker.decrypt(&m, b"ad").unwrap(),
+        b"before heal",
+        "the copy works before healing"
+    );
+    recv(&mut p, true, &m).unwrap();
+    // Alice sends (new ratchet key from fresh randomness), Bob replies on a new chain.
+    let x = send(&mut p, true, b"x");
+    recv(&mut p, false, &x).unwrap();
+    let after = send(&mut p, false, b"after heal");
+    assert_eq!(recv(&mut p, true, &after).unwrap(), b"after heal");
+    assert!(
+        attacker.decrypt(&after, b"ad").is_err(),
+        "the copy must not decrypt after the DH step"
+    );
+}
+
+/// The post-quantum experiment (spec §7.11): the attacker copied Alice's
+/// state and also learns every X25519 secret (a quantum computer). It keeps
+/// decrypting until a PQ epoch whose KEM secrets were created after the
+/// compromise completes, and never after.
+#[test]
+fn pq_epoch_heals_a_quantum_compromise() {
+    let mut rng = ChaCha20Rng::from_seed([14; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let bundle = store.bundle(&bob, None, None).unwrap().verify().unwrap();
+    // Separate RNG streams, so the attacker can replay exactly Alice's draws.
+    let mut rng_a = ChaCha20Rng::from_seed([15; 32]);
+    let mut rng_b = ChaCha20Rng::from_seed([16; 32]);
+    let mut a = Session::initiate(&mut rng_a, &alice, &bundle).unwrap();
+    let m = a.encrypt(&mut rng_a, b"hi", b"").unwrap();
+    let (mut b, _) = Session::respond(&bob, &mut store, &m, b"").unwrap();
+    for _ in 0..30 {
+        let m = b.encrypt(&mut rng_b, b"warm up", b"").unwrap();
+        a.decrypt(&m, b"").unwrap();
+        let m = a.encrypt(&mut rng_a, b"warm up", b"").unwrap();
+        b.decrypt(&m, b"").unwrap();
+    }
+    assert!(a.pq_epochs_mixed() >= 2, "epochs before the compromise");
+
+    // The attacker: Alice's exact state, fed Alice's exact RNG stream (so it
+    // knows every X25519 secret Alice will use), blind to KEM secrets created
+    // from now on (Alice's next own key id, Alice's next epoch).
+    let mut q = Session::from_stored(&a.to_stored()).unwrap();
+    q.pq.blind = Some((a.pq.next_own_id, a.pq.next_epoch));
+    let mut q_rng = rng_a.clone();
+    let mut decrypted = 0;
+    let mut healed_at = None;
+    for i in 0..120u32 {
+        let m = b.encrypt(&mut rng_b, &i.to_be_bytes(), b"").unwrap();
+        assert_eq!(a.decrypt(&m, b"").unwrap(), i.to_be_bytes());
+        match q.decrypt(&m, b"") {
+            Ok(pt) => {
+                assert!(
+                    healed_at.is_none(),
+                    "attacker decrypted message {i} after healing"
+                );
+                assert_eq!(pt, i.to_be_bytes());
+                decrypted += 1;
+            }
+            Err(_) => {
+                healed_at.get_or_insert(i);
+            }
+        }
+        let m = a.encrypt(&mut rng_a, b"a", b"").unwrap();
+        b.decrypt(&m, b"").unwrap();
+        // The attacker mirrors Alice's step with the same randomness; it
+        // stays in step until the first blinded secret is mixed.
+        let _ = q.encrypt(&mut q_rng, b"a", b"");
+    }
+    assert!(
+        decrypted > 0,
+        "the attacker must succeed before the epoch (the experiment measures something)"
+    );
+    assert!(
+        healed_at.is_some(),
+        "a post-compromise PQ epoch must lock the attacker out"
+    );
+}
+
+/// The same experiment without blinding: an attacker that knows the KEM
+/// secrets too is never locked out (so the lock-out above is due to PQ).
+#[test]
+fn quantum_experiment_control_without_blinding() {
+    let mut rng = ChaCha20Rng::from_seed([17; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let bundle = store.bundle(&bob, None, None).unwrap().verify().unwrap();
+    let mut rng_a = ChaCha20Rng::from_seed([18; 32]);
+    let mut rng_b = ChaCha20Rng::from_seed([19; 32]);
+    let mut a = Session::initiate(&mut rng_a, &alice, &bundle).unwrap();
+    let m = a.encrypt(&mut rng_a, b"hi", b"").unwrap();
+    let (mut b, _) = Session::respond(&bob, &mut store, &m, b"").unwrap();
+    let mut q = Session::from_stored(&a.to_stored()).unwrap();
+    let mut q_rng = rng_a.clone();
+    for i in 0..80u32 {
+        let m = b.encrypt(&mut rng_b, &i.to_be_bytes(), b"").unwrap();
+        a.decrypt(&m, b"").unwrap();
+        assert_eq!(q.decrypt(&m, b"").unwrap(), i.to_be_bytes());
+        let m = a.encrypt(&mut rng_a, b"a", b"").unwrap();
+        b.decrypt(&m, b"").unwrap();
+        q.encrypt(&mut q_rng, b"a", b"").unwrap();
+    }
+    assert!(a.pq_epochs_mixed() >= 4);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Long seeded conversations with loss, reordering and duplicates: every
+    /// message that arrives decrypts to what was sent, every duplicate is
+    /// rejected, and the state survives persistence at random points.
+    #[test]
+    fn random_conversations(seed in any::<u8>(), script in proptest::collection::vec((any::<bool>(), 0u8..10, 0u8..100), 20..120)) {
+        let mut p = pair(seed.wrapping_add(100));
+        // (receiver is Alice, bytes, plaintext, send count when sent)
+        let mut in_flight: Vec<(bool, Vec<u8>, Vec<u8>, usize)> = Vec::new();
+        let mut sent = 0usize;
+        let mut delivered: Vec<(bool, Vec<u8>)> = Vec::new();
+        for (from_a, action, len) in script {
+            let text: Vec<u8> = (0..len).map(|_| p.rng.next_u32() as u8).collect();
+            let m = send(&mut p, from_a, &text);
+            sent += 1;
+            if action != 0 {
+                in_flight.push((!from_a, m, text, sent)); // action 0: lost
+            }
+            // Reordering stays within the documented window: a message is
+            // delivered at the latest four sends after it was sent, so its
+            // chain is among the MAX_OLD_CHAINS + 1 kept.
+            let overdue: Vec<usize> = (0..in_flight.len()).filter(|&i| sent - in_flight[i].3 >= 4).collect();
+            for i in overdue.into_iter().rev() {
+                let (to_a, m, text, _) = in_flight.remove(i);
+                prop_assert_eq!(recv(&mut p, to_a, &m).unwrap(), text);
+                delivered.push((to_a, m));
+            }
+            if action >= 3 && !in_flight.is_empty() {
+                let i = usize::from(action) % in_flight.len();
+                let (to_a, m, text, _) = in_flight.remove(i);
+                prop_assert_eq!(recv(&mut p, to_a, &m).unwrap(), text);
+                delivered.push((to_a, m));
+            }
+            if action == 9 && !delivered.is_empty() {
+                let (to_a, m) = delivered[usize::from(len) % delivered.len()].clone();
+                let before = snapshot(if to_a { &p.a } else { &p.b });
+                // A replay is always rejected: as a duplicate while its chain is
+                // kept, as undecryptable once the chain left the window.
+                let e = recv(&mut p, to_a, &m).unwrap_err();
+                prop_assert!(matches!(e, RatchetError::DuplicateMessage | RatchetError::UndecryptableHeader), "{:?}", e);
+                prop_assert_eq!(snapshot(if to_a { &p.a } else { &p.b }), before);
+            }
+            if action == 8 {
+                p.b = Session::from_stored(&p.b.to_stored()).unwrap();
+            }
+        }
+        for (to_a, m, text, _) in in_flight {
+            prop_assert_eq!(recv(&mut p, to_a, &m).unwrap(), text);
+        }
+    }
+}
