@@ -17,6 +17,7 @@
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`wire`] | the canonical byte encoding of everything sent | §6 |
+//! | [`session_v2`] | Session identity and the Session Protocol v2 formats (feature `session-v2`) | §9 |
 //!
 //! ## Randomness
 //!
@@ -38,6 +39,8 @@ pub(crate) mod kdf;
 pub mod kem;
 //pub mod prekey;
 pub mod secret;
+#[cfg(feature = "session-v2")]
+pub mod session_v2;
 mod util;
 //pub mod wire;
 
