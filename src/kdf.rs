@@ -100,12 +100,7 @@ mod tests {
         let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
         let mut okm = [0u8; 42];
         // Split both IKM and info to check the multi-part path.
-        assert!(hkdf_sha256(
-            &salt,
-            &[&ikm[..5], &ikm[5..]],
-            &[&info[..3], &info[3..]],
-            &mut okm
-        ));
+        assert!(hkdf_sha256(&salt, &[&ikm[..5], &ikm[5..]], &[&info[..3], &info[3..]], &mut okm));
         assert_eq!(
             hex::encode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"

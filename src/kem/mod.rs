@@ -71,10 +71,7 @@ pub(crate) trait MlKemBackend {
     fn encapsulate(
         ek: &[u8; MLKEM_PUBLIC_KEY_LEN],
         m: &[u8; 32],
-    ) -> Option<(
-        Box<[u8; MLKEM_CIPHERTEXT_LEN]>,
-        [u8; MLKEM_SHARED_SECRET_LEN],
-    )>;
+    ) -> Option<(Box<[u8; MLKEM_CIPHERTEXT_LEN]>, [u8; MLKEM_SHARED_SECRET_LEN])>;
 
     /// `Decaps(dk, c)` where `dk` is expanded from `seed` (implicit rejection
     /// on an invalid ciphertext, as FIPS 203 requires).
@@ -250,10 +247,7 @@ impl MlKemKeyPair {
     /// An explicit copy (for a store that must keep a key while a pending
     /// operation holds another handle to it).
     pub(crate) fn duplicate(&self) -> Self {
-        Self {
-            seed: self.seed.duplicate(),
-            public: self.public.clone(),
-        }
+        Self { seed: self.seed.duplicate(), public: self.public.clone() }
     }
 }
 

@@ -50,9 +50,7 @@ impl MlKemBackend for RustCrypto {
     }
 
     fn decapsulate(seed: &[u8; MLKEM_SEED_LEN], ct: &[u8; MLKEM_CIPHERTEXT_LEN]) -> [u8; 32] {
-        decapsulation_key(seed)
-            .decapsulate(&Array::from(*ct))
-            .into()
+        decapsulation_key(seed).decapsulate(&Array::from(*ct)).into()
     }
 
     #[cfg(test)]

@@ -47,18 +47,12 @@ const CCTV_768_10000: &str = "f959d18d3d1180121433bf0e05f11e7908cf9d03edc150b2b0
 
 #[test]
 fn cctv_accumulated_10000_libcrux() {
-    assert_eq!(
-        hex::encode(cctv_accumulated::<Libcrux>(10_000)),
-        CCTV_768_10000
-    );
+    assert_eq!(hex::encode(cctv_accumulated::<Libcrux>(10_000)), CCTV_768_10000);
 }
 
 #[test]
 fn cctv_accumulated_10000_rustcrypto() {
-    assert_eq!(
-        hex::encode(cctv_accumulated::<RustCrypto>(10_000)),
-        CCTV_768_10000
-    );
+    assert_eq!(hex::encode(cctv_accumulated::<RustCrypto>(10_000)), CCTV_768_10000);
 }
 
 #[test]
@@ -82,10 +76,7 @@ fn both_backends_reject_an_unreduced_key() {
     let ek = key_with_unreduced_coefficient(&[3; 64]);
     assert!(!Libcrux::validate_public_key(&ek));
     assert!(!RustCrypto::validate_public_key(&ek));
-    assert_eq!(
-        MlKemPublicKey::from_bytes(&ek),
-        Err(KemError::InvalidMlKemPublicKey)
-    );
+    assert_eq!(MlKemPublicKey::from_bytes(&ek), Err(KemError::InvalidMlKemPublicKey));
     // Control: the untouched key is accepted by both.
     let good = Libcrux::public_key(&[3; 64]);
     assert!(Libcrux::validate_public_key(&good) && RustCrypto::validate_public_key(&good));
@@ -169,29 +160,18 @@ fn xwing_rejects_low_order_x25519() {
     let n = ct.len();
     ct[n - 32..].copy_from_slice(&[0u8; 32]);
     let ct = XWingCiphertext::from_bytes(&ct).unwrap();
-    assert_eq!(
-        kp.decapsulate(&ct).unwrap_err(),
-        KemError::NonContributoryX25519
-    );
+    assert_eq!(kp.decapsulate(&ct).unwrap_err(), KemError::NonContributoryX25519);
 }
 
 #[test]
 fn xwing_lengths_are_checked() {
     assert!(matches!(
         XWingPublicKey::from_bytes(&[0; 1215]),
-        Err(KemError::InvalidLength {
-            expected: 1216,
-            actual: 1215,
-            ..
-        })
+        Err(KemError::InvalidLength { expected: 1216, actual: 1215, .. })
     ));
     assert!(matches!(
         XWingCiphertext::from_bytes(&[0; 1121]),
-        Err(KemError::InvalidLength {
-            expected: 1120,
-            actual: 1121,
-            ..
-        })
+        Err(KemError::InvalidLength { expected: 1120, actual: 1121, .. })
     ));
 }
 
@@ -203,9 +183,5 @@ fn mlkem_public_api_round_trip_and_tamper() {
     let mut bad = *ct.as_bytes();
     bad[0] ^= 1;
     let bad = MlKemCiphertext::from_bytes(&bad).unwrap();
-    assert_ne!(
-        kp.decapsulate(&bad),
-        ss,
-        "implicit rejection must change the secret"
-    );
+    assert_ne!(kp.decapsulate(&bad), ss, "implicit rejection must change the secret");
 }

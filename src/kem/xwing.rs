@@ -44,10 +44,7 @@ impl XWingPublicKey {
     /// Parses and validates `pk_M || pk_X`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
         let (pk_m, pk_x) = split_fixed::<MLKEM_PUBLIC_KEY_LEN>(bytes, "X-Wing public key")?;
-        Ok(Self {
-            mlkem: MlKemPublicKey::from_bytes(pk_m)?,
-            x25519: X25519PublicKey(pk_x),
-        })
+        Ok(Self { mlkem: MlKemPublicKey::from_bytes(pk_m)?, x25519: X25519PublicKey(pk_x) })
     }
 
     /// The 1216-byte encoding `pk_M || pk_X`.
@@ -89,10 +86,7 @@ impl XWingCiphertext {
     /// Parses a received ciphertext (length check only).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KemError> {
         let (ct_m, ct_x) = split_fixed::<MLKEM_CIPHERTEXT_LEN>(bytes, "X-Wing ciphertext")?;
-        Ok(Self {
-            mlkem: MlKemCiphertext::from_bytes(ct_m)?,
-            x25519: X25519PublicKey(ct_x),
-        })
+        Ok(Self { mlkem: MlKemCiphertext::from_bytes(ct_m)?, x25519: X25519PublicKey(ct_x) })
     }
 
     /// The 1120-byte encoding `ct_M || ct_X`.
@@ -109,11 +103,7 @@ fn split_fixed<'a, const N: usize>(
     bytes: &'a [u8],
     what: &'static str,
 ) -> Result<(&'a [u8], [u8; 32]), KemError> {
-    let err = KemError::InvalidLength {
-        what,
-        expected: N + 32,
-        actual: bytes.len(),
-    };
+    let err = KemError::InvalidLength { what, expected: N + 32, actual: bytes.len() };
     if bytes.len() != N + 32 {
         return Err(err);
     }
@@ -189,19 +179,14 @@ impl XWingKeyPair {
     pub fn decapsulate(&self, ct: &XWingCiphertext) -> Result<SharedSecret, KemError> {
         let ex = expand(&self.seed);
         let ss_m = ex.mlkem.decapsulate(&ct.mlkem);
-        let ss_x = ex
-            .x25519
-            .diffie_hellman(&ct.x25519)
-            .ok_or(KemError::NonContributoryX25519)?;
+        let ss_x = ex.x25519.diffie_hellman(&ct.x25519).ok_or(KemError::NonContributoryX25519)?;
         Ok(combiner(&ss_m, &ss_x, &ct.x25519, &self.public.x25519))
     }
 }
 
 impl fmt::Debug for XWingKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XWingKeyPair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("XWingKeyPair").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -239,21 +224,13 @@ pub(crate) fn encapsulate_deterministic(
     ek_x.copy_from_slice(&eseed[32..]);
     let ek_x = X25519Secret::from_mut_array(&mut ek_x);
     let ct_x = ek_x.public_key();
-    let ss_x = ek_x
-        .diffie_hellman(&pk.x25519)
-        .ok_or(KemError::NonContributoryX25519);
+    let ss_x = ek_x.diffie_hellman(&pk.x25519).ok_or(KemError::NonContributoryX25519);
     let mlkem = super::encapsulate_deterministic(&pk.mlkem, &m);
     m.zeroize();
     let ss_x = ss_x?;
     let (ct_m, ss_m) = mlkem?;
     let ss = combiner(&ss_m, &ss_x, &ct_x, &pk.x25519);
-    Ok((
-        XWingCiphertext {
-            mlkem: ct_m,
-            x25519: ct_x,
-        },
-        ss,
-    ))
+    Ok((XWingCiphertext { mlkem: ct_m, x25519: ct_x }, ss))
 }
 
 /// `EncapsulateDerand(pk, eseed)` with caller-chosen randomness, for test vectors only.
