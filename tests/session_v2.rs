@@ -320,13 +320,37 @@ fn dm_receive_tries_every_hint_match_and_then_the_fallback() {
     let mut collider_seed = [0u8; 32];
     collider_seed[..5].copy_from_slice(&[0x12, 0x14, 0x00, 0x00, 0xc0]);
     let collider = account_key_pair(&AccountKeySeed::from_bytes(collider_seed));
-    assert_eq!(collider.mlkem_public().as_bytes()[..2], current.mlkem_public().as_bytes()[..2]);
+    assert_eq!(
+        collider.mlkem_public().as_bytes()[..2],
+        current.mlkem_public().as_bytes()[..2]
+    );
     assert_ne!(collider.mlkem_public(), current.mlkem_public());
-    let msg = dm::encrypt_pfs(&mut rng, &alice, &bob.session_id(), &current.public_keys(), b"dup", None).unwrap();
-    assert_eq!(dm::receive(&bob, &[&collider, &current], &msg).unwrap().content, b"dup");
-    assert_eq!(dm::receive(&bob, &[&current, &collider], &msg).unwrap().content, b"dup");
+    let msg = dm::encrypt_pfs(
+        &mut rng,
+        &alice,
+        &bob.session_id(),
+        &current.public_keys(),
+        b"dup",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        dm::receive(&bob, &[&collider, &current], &msg)
+            .unwrap()
+            .content,
+        b"dup"
+    );
+    assert_eq!(
+        dm::receive(&bob, &[&current, &collider], &msg)
+            .unwrap()
+            .content,
+        b"dup"
+    );
     // Only the colliding key: it matched the hint but failed, as did the fallback.
-    assert_eq!(dm::receive(&bob, &[&collider], &msg).unwrap_err(), dm::DmError::DecryptFailed);
+    assert_eq!(
+        dm::receive(&bob, &[&collider], &msg).unwrap_err(),
+        dm::DmError::DecryptFailed
+    );
     // Direct single-key decryption with the wrong key is a decrypt failure.
     assert_eq!(
         dm::decrypt_pfs(&bob, &retained, &msg).unwrap_err(),

@@ -264,15 +264,28 @@ pub(crate) fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
 fn write_decimal_u64(mut n: u64, out: &mut Vec<u8>) {
     // Division-free decimal conversion (subtracting powers of ten), so this
     // module stays clean of `/` and `%`; the numbers are lengths and counters.
-    const POW10: [u64; 20] = {
-        let mut t = [1u64; 20];
-        let mut i = 1;
-        while i < 20 {
-            t[i] = t[i - 1] * 10;
-            i += 1;
-        }
-        t
-    };
+    const POW10: [u64; 20] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+        10_000_000_000,
+        100_000_000_000,
+        1_000_000_000_000,
+        10_000_000_000_000,
+        100_000_000_000_000,
+        1_000_000_000_000_000,
+        10_000_000_000_000_000,
+        100_000_000_000_000_000,
+        1_000_000_000_000_000_000,
+        10_000_000_000_000_000_000,
+    ];
     let mut started = false;
     for p in POW10.iter().rev() {
         let mut digit = 0u8;
@@ -439,10 +452,10 @@ impl<'a> Parser<'a> {
             return Err(BencodeError::KeyNotString { offset });
         }
         let key = self.bytes()?;
-        if let Some(prev) = last {
-            if key <= prev {
-                return Err(BencodeError::UnsortedKeys { offset });
-            }
+        if let Some(prev) = last
+            && key <= prev
+        {
+            return Err(BencodeError::UnsortedKeys { offset });
         }
         Ok(key)
     }
@@ -536,6 +549,7 @@ pub(crate) fn dict_body(entries: &BTreeMap<Vec<u8>, Value>) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::integer_division_remainder_used)]
 mod tests {
     use super::*;
     use alloc::string::String;

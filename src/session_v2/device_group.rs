@@ -424,14 +424,14 @@ impl GroupPayload {
 
 /// Zeroizes the account seeds inside a payload value.
 fn wipe_seeds(v: &mut Value) {
-    if let Value::Dict(top) = v {
-        if let Some(Value::List(list)) = top.get_mut(&b"K"[..]) {
-            for e in list.iter_mut() {
-                if let Value::Dict(d) = e {
-                    if let Some(Value::Bytes(s)) = d.get_mut(&b"s"[..]) {
-                        s.zeroize();
-                    }
-                }
+    if let Value::Dict(top) = v
+        && let Some(Value::List(list)) = top.get_mut(&b"K"[..])
+    {
+        for e in list.iter_mut() {
+            if let Value::Dict(d) = e
+                && let Some(Value::Bytes(s)) = d.get_mut(&b"s"[..])
+            {
+                s.zeroize();
             }
         }
     }
@@ -669,11 +669,11 @@ pub fn encrypt_group<R: CryptoRng + ?Sized>(
     }
     for &p in pos.iter().skip(n) {
         let at = p * KEY_SLOT_LEN;
-        if let Some(slot) = keys.get_mut(at..at + KEY_SLOT_LEN) {
-            if let Some((h, k)) = slot.split_first_chunk_mut::<2>() {
-                rng.fill_bytes(h);
-                rng.fill_bytes(k);
-            }
+        if let Some(slot) = keys.get_mut(at..at + KEY_SLOT_LEN)
+            && let Some((h, k)) = slot.split_first_chunk_mut::<2>()
+        {
+            rng.fill_bytes(h);
+            rng.fill_bytes(k);
         }
     }
 

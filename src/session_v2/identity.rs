@@ -15,7 +15,7 @@ use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha512};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The Session ID prefix byte of a standard (non-group, unblinded) account.
 pub const SESSION_ID_PREFIX: u8 = 0x05;
@@ -41,6 +41,12 @@ impl RecoverySeed {
         Self::random(rng)
     }
 
+    /// A copy of the 16 bytes for persisting or exporting the seed; the copy
+    /// is zeroized when dropped.
+    pub fn export(&self) -> Zeroizing<[u8; 16]> {
+        Zeroizing::new(*self.expose())
+    }
+
     /// The 32-byte Ed25519 seed of this account: the 16 bytes then 16 zero bytes.
     pub fn to_ed25519_seed(&self) -> Ed25519Seed {
         let mut full = [0u8; 32];
@@ -56,6 +62,12 @@ impl Ed25519Seed {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         let mut bytes = bytes;
         Self::from_mut_array(&mut bytes)
+    }
+
+    /// A copy of the 32 bytes for persisting or exporting the seed; the copy
+    /// is zeroized when dropped.
+    pub fn export(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(*self.expose())
     }
 }
 

@@ -227,14 +227,11 @@ fn prefix(w: &str) -> String {
 /// Index of the list word whose prefix equals the prefix of `w`.
 fn index_of(w: &str) -> Option<u32> {
     let p = prefix(w);
-    let mut idx: u32 = 0;
-    for line in WORD_LIST.lines().skip(HEADER_LINES) {
-        if prefix(line.trim()) == p {
-            return Some(idx);
-        }
-        idx += 1;
-    }
-    None
+    let pos = WORD_LIST
+        .lines()
+        .skip(HEADER_LINES)
+        .position(|line| prefix(line.trim()) == p)?;
+    u32::try_from(pos).ok()
 }
 
 /// Which of `count` data words is repeated as the checksum word.
@@ -337,6 +334,7 @@ fn decode_words(words: &[&str], out: &mut [u8]) -> Result<(), MnemonicError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::integer_division_remainder_used)]
 mod tests {
     use super::*;
 
