@@ -1,1 +1,2 @@
+//! Placeholder demo.
 fn main() {}
