@@ -18,6 +18,7 @@
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
 //! | [`wire`] | the canonical byte encoding of everything sent | §6 |
+//! | [`session_v2`] | Session identity and the Session Protocol v2 formats (feature `session-v2`) | §9 |
 //!
 //! ## Randomness
 //!
@@ -51,6 +52,8 @@ pub mod kem;
 pub mod prekey;
 pub mod ratchet;
 pub mod secret;
+#[cfg(feature = "session-v2")]
+pub mod session_v2;
 mod util;
 pub mod wire;
 

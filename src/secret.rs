@@ -165,6 +165,27 @@ impl StorageKey {
     }
 }
 
+secret_bytes!(
+    /// A Session recovery seed: the 16 random bytes behind a 13-word recovery phrase.
+    RecoverySeed,
+    16
+);
+secret_bytes!(
+    /// A Session v2 account-key seed `s` (32 bytes), shared by an account's devices and rotated.
+    AccountKeySeed,
+    32
+);
+secret_bytes!(
+    /// A Session v2 per-device key seed (32 bytes); never derivable from account secrets.
+    DeviceKeySeed,
+    32
+);
+secret_bytes!(
+    /// A 32-byte symmetric key (XChaCha20 / XChaCha20-Poly1305).
+    SymmetricKey,
+    32
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

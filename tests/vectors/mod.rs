@@ -18,6 +18,8 @@
 
 pub mod handshake;
 pub mod kem;
+#[cfg(feature = "session-v2")]
+pub mod session_v2;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -28,7 +30,11 @@ pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `(file stem, contents)` for every layer.
 pub fn all() -> Vec<(&'static str, Value)> {
-    vec![("kem", kem::vectors()), ("handshake", handshake::vectors())]
+    #[allow(unused_mut)]
+    let mut files = vec![("kem", kem::vectors()), ("handshake", handshake::vectors())];
+    #[cfg(feature = "session-v2")]
+    files.push(("session-v2", session_v2::vectors()));
+    files
 }
 
 /// The bytes a file holds: pretty JSON with a trailing newline.
