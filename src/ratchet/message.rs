@@ -1,4 +1,5 @@
 //! Ratchet message layout (spec §7.7): encrypted header, padded body.
+#![allow(unreachable_pub)] // MIN_MESSAGE_LEN is re-exported from `ratchet`.
 //!
 //! ```text
 //! 0x01 ‖ 0x04 ‖ nonce (24) ‖ Enc_HK(header, 44 bytes) + tag (16) ‖ Enc_MK(body) + tag (16)
@@ -17,8 +18,9 @@ pub(crate) const HEADER_LEN: usize = 32 + 4 + 4 + 4;
 pub(crate) const PREFIX_LEN: usize = 2 + XNONCE_LEN + HEADER_LEN + TAG_LEN;
 /// Fixed body framing: the two length fields.
 pub(crate) const BODY_FRAMING: usize = 2 + 4;
-/// Smallest well-formed message: prefix, framing and the body tag.
-pub(crate) const MIN_MESSAGE_LEN: usize = PREFIX_LEN + BODY_FRAMING + TAG_LEN;
+/// Length of a ratchet message with an empty plaintext and no PQ section,
+/// before padding: a message with plaintext `p` is at least this plus `len(p)`.
+pub const MIN_MESSAGE_LEN: usize = PREFIX_LEN + BODY_FRAMING + TAG_LEN;
 
 /// The decrypted header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -32,7 +32,9 @@ mod tests;
 
 pub use crate::secret::StorageKey;
 pub use error::{RatchetError, StorageError};
+pub use message::MIN_MESSAGE_LEN;
 pub use pickle::{STORED_SESSION_VERSION, StoredSession};
+pub use pq::PqStats;
 
 use crate::aead::{self, TAG_LEN, XNONCE_LEN};
 use crate::dh::X25519PublicKey;
@@ -390,6 +392,11 @@ impl Session {
     /// PQ epochs whose secret this side has mixed into its root key.
     pub fn pq_epochs_mixed(&self) -> u64 {
         self.pq.epochs_mixed
+    }
+
+    /// Counters of the ML-KEM ratchet's traffic (diagnostics).
+    pub fn pq_stats(&self) -> PqStats {
+        self.pq.stats
     }
 
     /// The padding policy.

@@ -108,10 +108,28 @@ pub(crate) struct PqState {
     pub(crate) idle_streak: u32,
     /// Epochs this party has mixed (as encapsulator or decapsulator).
     pub(crate) epochs_mixed: u64,
+    /// Diagnostics since the session was created or loaded (not stored).
+    pub(crate) stats: PqStats,
     /// Test-only attacker model: secrets of KEM operations at or after these
     /// ids are unknown to the holder of this state (spec §2.4 experiment).
     #[cfg(test)]
     pub(crate) blind: Option<(u32, u32)>,
+}
+
+/// Counters describing the ML-KEM ratchet's traffic, for diagnostics and
+/// measurements. They count since the session was created or loaded (they
+/// are not part of the stored state).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PqStats {
+    /// Messages this side encrypted.
+    pub messages_sent: u64,
+    /// Bytes of PQ sections this side sent (inside the encrypted body).
+    pub section_bytes_sent: u64,
+    /// Epochs this side encapsulated that the peer has mixed (completed).
+    pub epochs_completed_as_encapsulator: u64,
+    /// Own ML-KEM keys generated.
+    pub keys_generated: u64,
 }
 
 /// What a received PQ section changes, computed without changing anything.
@@ -239,6 +257,7 @@ impl PqState {
             last_mixed_peer_epoch: 0,
             idle_streak: 0,
             epochs_mixed: 0,
+            stats: PqStats::default(),
             #[cfg(test)]
             blind: None,
         }
@@ -265,6 +284,7 @@ impl PqState {
                 cursor: 0,
             };
             self.own_prev = self.own.replace(new);
+            self.stats.keys_generated = self.stats.keys_generated.saturating_add(1);
         }
         if self.outgoing.is_none()
             && let Some(peer) = &self.peer
@@ -352,6 +372,7 @@ impl PqState {
             }
         }
         let sent_symbols = flags & (FLAG_KEY | FLAG_CT) != 0;
+        self.stats.messages_sent = self.stats.messages_sent.saturating_add(1);
         self.idle_streak = if sent_symbols {
             0
         } else {
@@ -361,6 +382,10 @@ impl PqState {
             return Vec::new();
         }
         let mut out = Vec::with_capacity(FLAGS_LEN + ack.len() + key.len() + ct.len());
+        self.stats.section_bytes_sent = self
+            .stats
+            .section_bytes_sent
+            .saturating_add((FLAGS_LEN + ack.len() + key.len() + ct.len()) as u64);
         out.push(flags);
         out.extend_from_slice(&ack);
         out.extend_from_slice(&key);
@@ -482,6 +507,10 @@ impl PqState {
         if self.outgoing.as_ref().is_some_and(|o| o.epoch == epoch) {
             self.outgoing = None;
             self.epochs_mixed = self.epochs_mixed.saturating_add(1);
+            self.stats.epochs_completed_as_encapsulator = self
+                .stats
+                .epochs_completed_as_encapsulator
+                .saturating_add(1);
         }
     }
 
