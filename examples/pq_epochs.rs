@@ -112,7 +112,7 @@ fn run(pattern: &'static str, loss: f64, messages: usize, seed: u64) -> Run {
     gaps.sort_unstable();
     let median = match gaps.len() {
         0 => None,
-        n if n % 2 == 1 => Some(gaps[n / 2] as f64),
+        n if !n.is_multiple_of(2) => Some(gaps[n / 2] as f64),
         n => Some((gaps[n / 2 - 1] + gaps[n / 2]) as f64 / 2.0),
     };
     Run {
