@@ -64,7 +64,7 @@ fn established(seed: u64) -> (Session, Session, ChaCha20Rng, ChaCha20Rng) {
 /// Whether message `i` of the pattern is sent by Alice.
 fn alice_sends(pattern: &str, i: usize) -> bool {
     match pattern {
-        "lockstep" => i % 2 == 0,
+        "lockstep" => i.is_multiple_of(2),
         "5:1" => i % 6 != 5,
         "20:1" => i % 21 != 20,
         _ => true,
