@@ -147,6 +147,13 @@ secret_bytes!(
 );
 
 secret_bytes!(
+    /// The 32-byte randomness `m` of an ML-KEM encapsulation, kept so the
+    /// ciphertext can be recomputed instead of stored (spec §7.10).
+    KemCoins,
+    32
+);
+
+secret_bytes!(
     /// A client's key for encrypting stored sessions (spec §7.10).
     StorageKey,
     32

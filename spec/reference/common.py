@@ -173,6 +173,13 @@ class VectorContext:
     def hex(self, fld: str, length: int | None = None) -> bytes:
         return unhex(self.get(fld), f"field '{fld}'", length)
 
+    def hex_item(self, fld: str, index: int, length: int | None = None) -> bytes:
+        """Element `index` of a list-of-hex field."""
+        items = self.get(fld)
+        if not isinstance(items, list) or not 0 <= index < len(items):
+            raise VectorFormatError(f"field '{fld}': no element {index}")
+        return unhex(items[index], f"field '{fld}[{index}]'", length)
+
     # -- outputs -------------------------------------------------------
     def fail(self, fld: str, msg: str) -> None:
         self.failures.append((fld, f"{self.where(fld)}: {msg}"))
@@ -188,6 +195,25 @@ class VectorContext:
             who = f" ({side})" if side else ""
             self.fail(fld, f"MISMATCH{who}: expected {short(expected)}, computed "
                            f"{short(computed)}; {first_difference(expected, computed)}")
+            return False
+        return True
+
+    def expect_value(self, fld: str, computed: Any, side: str = "") -> bool:
+        """Compare a recomputed JSON value (string, boolean, integer, float,
+        list) with the vector's field: same type and exactly equal (a float
+        must be the same binary64 value)."""
+        expected = self.get(fld)
+
+        def same(a: Any, b: Any) -> bool:
+            if type(a) is not type(b):
+                return False
+            if isinstance(a, list):
+                return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+            return a == b
+
+        if not same(expected, computed):
+            who = f" ({side})" if side else ""
+            self.fail(fld, f"MISMATCH{who}: expected {expected!r}, computed {computed!r}")
             return False
         return True
 

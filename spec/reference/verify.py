@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import random
 import sys
@@ -152,8 +153,27 @@ def run_verify(directory: str) -> int:
 # Self-test: corrupted outputs must be detected
 # --------------------------------------------------------------------------
 
-def corrupt(value: str, rng: random.Random) -> str:
-    """Change one byte of a hex string, or one character of an error class."""
+def corrupt(value, rng: random.Random):
+    """Change one byte of a hex string, one character of any other string
+    (an error class, a phrase), flip a boolean, move an integer by one, a
+    float by one ulp, or corrupt one element of a list. None if the value is
+    of no corruptible type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + rng.choice((-1, 1))
+    if isinstance(value, float):
+        return math.nextafter(value, rng.choice((-math.inf, math.inf)))
+    if isinstance(value, list):
+        if not value:
+            return None
+        pos = rng.randrange(len(value))
+        item = corrupt(value[pos], rng)
+        return None if item is None else value[:pos] + [item] + value[pos + 1:]
+    if not isinstance(value, str):
+        return None
+    if value == "":
+        return "00"
     try:
         b = bytearray(bytes.fromhex(value))
         is_hex = len(b) > 0
@@ -187,11 +207,13 @@ def run_self_test(directory: str) -> int:
         for i, v in enumerate(vectors):
             kind = layer.KINDS[v["kind"]]
             for fld in kind.outputs:
-                if fld not in v or not isinstance(v[fld], str):
+                if fld not in v:
                     continue
                 rng = random.Random(f"{fname}/{v['name']}/{fld}")
                 bad = copy.deepcopy(v)
                 bad[fld] = corrupt(v[fld], rng)
+                if bad[fld] is None:
+                    continue
                 all_bad = vectors[:i] + [bad] + vectors[i + 1:]
                 failures = check_vector(fname, bad, all_bad, layer)
                 tried += 1

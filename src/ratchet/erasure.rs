@@ -21,16 +21,19 @@ pub(crate) const MAX_SYMBOLS: usize = 256;
 /// A symbol: its index and its 16 bytes.
 pub(crate) type Symbol = (u8, [u8; SYMBOL_LEN]);
 
-// Indices are `u8` values (or reduced mod 255) into 256-entry tables: always in bounds.
+// Indices are `u8` values (or sums of two logs, < 510) into tables of 256
+// or 512 entries: always in bounds.
 #[allow(clippy::indexing_slicing)]
-const fn tables() -> ([u8; 256], [u8; 256]) {
-    // exp[i] = g^i for the generator g = 0x03; log is its inverse.
-    let mut exp = [0u8; 256];
+const fn tables() -> ([u8; 512], [u8; 256]) {
+    // exp[i] = g^i for the generator g = 0x03, doubled so that
+    // exp[log a + log b] needs no reduction mod 255; log is its inverse.
+    let mut exp = [0u8; 512];
     let mut log = [0u8; 256];
     let mut x: u16 = 1;
     let mut i = 0;
     while i < 255 {
         exp[i] = x as u8;
+        exp[i + 255] = x as u8;
         log[x as usize] = i as u8;
         // x *= 3  (x * 2 xor x, reduced by the AES polynomial)
         let mut x2 = x << 1;
@@ -40,27 +43,40 @@ const fn tables() -> ([u8; 256], [u8; 256]) {
         x = x2 ^ x;
         i += 1;
     }
-    exp[255] = exp[0];
     (exp, log)
 }
 
-const TABLES: ([u8; 256], [u8; 256]) = tables();
+const TABLES: ([u8; 512], [u8; 256]) = tables();
 
-#[allow(clippy::indexing_slicing)] // u8 / mod-255 indices into 256-entry tables
+#[allow(clippy::indexing_slicing)] // u8 and log-sum indices into 256/512-entry tables
 fn mul(a: u8, b: u8) -> u8 {
     if a == 0 || b == 0 {
         return 0;
     }
     let (exp, log) = &TABLES;
-    let s = (usize::from(log[usize::from(a)]) + usize::from(log[usize::from(b)])) % 255;
-    exp[s]
+    exp[usize::from(log[usize::from(a)]) + usize::from(log[usize::from(b)])]
 }
 
-#[allow(clippy::indexing_slicing)] // u8 / mod-255 indices into 256-entry tables
+#[allow(clippy::indexing_slicing)] // u8 and log-sum indices into 256/512-entry tables
 fn inv(a: u8) -> u8 {
     // Callers never pass 0 (points are distinct, so differences are non-zero).
     let (exp, log) = &TABLES;
-    exp[(255 - usize::from(log[usize::from(a)])) % 255]
+    exp[255 - usize::from(log[usize::from(a)])]
+}
+
+/// `out ^= c · y` byte-wise, with `c`'s logarithm looked up once.
+#[allow(clippy::indexing_slicing)] // u8 and log-sum indices into 256/512-entry tables
+fn mul_add(out: &mut [u8; SYMBOL_LEN], c: u8, y: &[u8; SYMBOL_LEN]) {
+    if c == 0 {
+        return;
+    }
+    let (exp, log) = &TABLES;
+    let lc = usize::from(log[usize::from(c)]);
+    for (o, &b) in out.iter_mut().zip(y) {
+        if b != 0 {
+            *o ^= exp[lc + usize::from(log[usize::from(b)])];
+        }
+    }
 }
 
 /// Barycentric weights `w_j = 1 / Π_{m≠j} (x_j − x_m)` for distinct points.
@@ -90,19 +106,18 @@ fn evaluate(xs: &[u8], ys: &[[u8; SYMBOL_LEN]], w: &[u8], x: u8) -> [u8; SYMBOL_
     }
     let mut out = [0u8; SYMBOL_LEN];
     for ((&xj, yj), &wj) in xs.iter().zip(ys).zip(w) {
-        let c = mul(mul(wj, inv(x ^ xj)), l);
-        for (o, &y) in out.iter_mut().zip(yj) {
-            *o ^= mul(c, y);
-        }
+        mul_add(&mut out, mul(mul(wj, inv(x ^ xj)), l), yj);
     }
     out
 }
 
 /// An object split into `k` data symbols, ready to emit any symbol index.
+/// Each repair symbol is computed once and then cached (it is public data).
 pub(crate) struct Encoder {
     xs: Vec<u8>,
     data: Vec<[u8; SYMBOL_LEN]>,
     w: Vec<u8>,
+    cache: Vec<Option<[u8; SYMBOL_LEN]>>,
 }
 
 impl Encoder {
@@ -119,12 +134,27 @@ impl Encoder {
             .collect();
         let xs: Vec<u8> = (0..=255u8).take(data.len()).collect();
         let w = weights(&xs);
-        Self { xs, data, w }
+        Self {
+            xs,
+            data,
+            w,
+            cache: alloc::vec![None; MAX_SYMBOLS],
+        }
     }
 
     /// Symbol `index`.
-    pub(crate) fn symbol(&self, index: u8) -> [u8; SYMBOL_LEN] {
-        evaluate(&self.xs, &self.data, &self.w, index)
+    pub(crate) fn symbol(&mut self, index: u8) -> [u8; SYMBOL_LEN] {
+        if let Some(d) = self.data.get(usize::from(index)) {
+            return *d;
+        }
+        if let Some(Some(s)) = self.cache.get(usize::from(index)) {
+            return *s;
+        }
+        let s = evaluate(&self.xs, &self.data, &self.w, index);
+        if let Some(slot) = self.cache.get_mut(usize::from(index)) {
+            *slot = Some(s);
+        }
+        s
     }
 }
 
@@ -153,7 +183,7 @@ pub(crate) fn decode(k: usize, symbols: &[Symbol]) -> Option<Vec<u8>> {
         out.extend_from_slice(&evaluate(&xs, &ys, &w, i));
     }
     // Consistency: every received symbol must be what the object implies.
-    let enc = Encoder::new(&out);
+    let mut enc = Encoder::new(&out);
     if symbols.iter().any(|(x, y)| enc.symbol(*x) != *y) {
         return None;
     }
@@ -179,7 +209,7 @@ mod tests {
     #[test]
     fn systematic_symbols_are_the_data() {
         let obj: Vec<u8> = (0..64u8).collect();
-        let enc = Encoder::new(&obj);
+        let mut enc = Encoder::new(&obj);
         for i in 0..4u8 {
             assert_eq!(
                 enc.symbol(i).as_slice(),
@@ -191,7 +221,7 @@ mod tests {
     #[test]
     fn inconsistent_or_short_streams_are_refused() {
         let obj: Vec<u8> = (0..48u8).collect();
-        let enc = Encoder::new(&obj);
+        let mut enc = Encoder::new(&obj);
         let mut syms: Vec<Symbol> = (0..3u8).map(|i| (i, enc.symbol(i))).collect();
         assert_eq!(
             decode(3, &syms[..2]),
@@ -214,7 +244,7 @@ mod tests {
         /// ciphertext size: k = 68).
         #[test]
         fn any_k_symbols_decode(obj in proptest::collection::vec(any::<u8>(), 1088), pick in proptest::sample::subsequence((0..=255u8).collect::<Vec<_>>(), 68)) {
-            let enc = Encoder::new(&obj);
+            let mut enc = Encoder::new(&obj);
             let syms: Vec<Symbol> = pick.iter().map(|&i| (i, enc.symbol(i))).collect();
             prop_assert_eq!(decode(68, &syms).unwrap(), obj);
         }

@@ -21,7 +21,8 @@ use crate::kem::{
     MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN, MlKemCiphertext, MlKemKeyPair, MlKemPublicKey,
 };
 use crate::secret::{
-    ChainKey, HeaderKey, MessageKey, MlKemSeed, RootKey, SharedSecret, StorageKey, X25519Secret,
+    ChainKey, HeaderKey, KemCoins, MessageKey, MlKemSeed, RootKey, SharedSecret, StorageKey,
+    X25519Secret,
 };
 use crate::wire::{Reader, WireError, Writer};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -228,6 +229,7 @@ fn read_own(r: &mut Reader<'_>) -> Result<OwnKey, WireError> {
         acked,
         used,
         cursor,
+        encoder: None,
     })
 }
 
@@ -312,11 +314,18 @@ impl Session {
         }
         flag(w, pq.outgoing.is_some());
         if let Some(o) = &pq.outgoing {
+            // The ciphertext and secret follow from the coins and the target
+            // key; they are stored only when the target is no longer the
+            // peer key held (saves 1,120 bytes in the usual case).
             w.u32(o.epoch)
                 .u32(o.target)
-                .bytes(o.ct.as_bytes())
-                .bytes(o.ss.expose())
+                .bytes(o.coins.expose())
                 .u8(o.cursor);
+            let recomputable = pq.peer.as_ref().is_some_and(|p| p.id == o.target);
+            flag(w, !recomputable);
+            if !recomputable {
+                w.bytes(o.ct.as_bytes()).bytes(o.ss.expose());
+            }
         }
         w.u32(pq.next_epoch);
         flag(w, pq.pending_mix.is_some());
@@ -401,7 +410,14 @@ impl Session {
         } else {
             None
         };
-        let padding = PaddingPolicy::multiple_of(r.u16("padding bucket")?);
+        let bucket = r.u16("padding bucket")?;
+        if bucket == 0 {
+            return Err(WireError::InvalidFlags {
+                field: "padding bucket",
+                flags: 0,
+            });
+        }
+        let padding = PaddingPolicy::multiple_of(bucket);
         r.finish()?;
         Ok(Self {
             role,
@@ -464,18 +480,38 @@ fn read_pq(r: &mut Reader<'_>) -> Result<PqState, WireError> {
     pq.outgoing = if read_flag(r, "outgoing flag")? {
         let epoch = r.u32("outgoing epoch")?;
         let target = r.u32("outgoing target")?;
-        let ct = MlKemCiphertext::from_bytes(r.slice(MLKEM_CIPHERTEXT_LEN, "outgoing ciphertext")?)
-            .map_err(|_| WireError::Truncated {
-                field: "outgoing ciphertext",
-            })?;
-        let mut ss = r.array::<32>("outgoing secret")?;
+        let mut coins = r.array::<32>("outgoing coins")?;
+        let coins = KemCoins::from_mut_array(&mut coins);
         let cursor = r.u8("outgoing cursor")?;
+        let (ct, ss) = if read_flag(r, "outgoing ciphertext flag")? {
+            let ct =
+                MlKemCiphertext::from_bytes(r.slice(MLKEM_CIPHERTEXT_LEN, "outgoing ciphertext")?)
+                    .map_err(|_| WireError::Truncated {
+                        field: "outgoing ciphertext",
+                    })?;
+            let mut ss = r.array::<32>("outgoing secret")?;
+            (ct, SharedSecret::from_mut_array(&mut ss))
+        } else {
+            // Canonical: the short form only when the target is the peer key held.
+            let peer =
+                pq.peer
+                    .as_ref()
+                    .filter(|p| p.id == target)
+                    .ok_or(WireError::InvalidFlags {
+                        field: "outgoing ciphertext flag",
+                        flags: 0,
+                    })?;
+            crate::kem::encapsulate_deterministic(&peer.ek, coins.expose())
+                .map_err(|_| WireError::InvalidMlKemKey { field: "peer key" })?
+        };
         Some(Outgoing {
             epoch,
             target,
+            coins,
             ct,
-            ss: SharedSecret::from_mut_array(&mut ss),
+            ss,
             cursor,
+            encoder: None,
         })
     } else {
         None

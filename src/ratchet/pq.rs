@@ -30,7 +30,7 @@ use super::error::RatchetError;
 use crate::kem::{
     self, MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN, MlKemCiphertext, MlKemKeyPair, MlKemPublicKey,
 };
-use crate::secret::SharedSecret;
+use crate::secret::{KemCoins, SharedSecret};
 use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
@@ -61,6 +61,8 @@ pub(crate) struct OwnKey {
     pub(crate) used: bool,
     /// Next symbol index to send.
     pub(crate) cursor: u8,
+    /// Symbol cache (memory only; rebuilt after loading).
+    pub(crate) encoder: Option<Encoder>,
 }
 
 /// The peer's latest complete encapsulation key.
@@ -73,9 +75,13 @@ pub(crate) struct PeerKey {
 pub(crate) struct Outgoing {
     pub(crate) epoch: u32,
     pub(crate) target: u32,
+    /// The encapsulation randomness: with the target key it determines `ct` and `ss`.
+    pub(crate) coins: KemCoins,
     pub(crate) ct: MlKemCiphertext,
     pub(crate) ss: SharedSecret,
     pub(crate) cursor: u8,
+    /// Symbol cache (memory only; rebuilt after loading).
+    pub(crate) encoder: Option<Encoder>,
 }
 
 /// Symbols received so far for one object.
@@ -130,6 +136,10 @@ pub struct PqStats {
     pub epochs_completed_as_encapsulator: u64,
     /// Own ML-KEM keys generated.
     pub keys_generated: u64,
+    /// Peer ciphertexts reassembled and decapsulated.
+    pub decapsulations: u64,
+    /// Own encapsulations made.
+    pub encapsulations: u64,
 }
 
 /// What a received PQ section changes, computed without changing anything.
@@ -282,6 +292,7 @@ impl PqState {
                 acked: false,
                 used: false,
                 cursor: 0,
+                encoder: None,
             };
             self.own_prev = self.own.replace(new);
             self.stats.keys_generated = self.stats.keys_generated.saturating_add(1);
@@ -291,15 +302,20 @@ impl PqState {
         {
             let epoch = self.next_epoch;
             self.next_epoch = epoch.checked_add(1).ok_or(RatchetError::CounterExhausted)?;
-            let (ct, ss) = kem::encapsulate(rng, &peer.ek).map_err(|_| RatchetError::Internal)?;
+            let coins = KemCoins::random(rng);
+            self.stats.encapsulations = self.stats.encapsulations.saturating_add(1);
+            let (ct, ss) = kem::encapsulate_deterministic(&peer.ek, coins.expose())
+                .map_err(|_| RatchetError::Internal)?;
             #[cfg(test)]
             let ss = self.blinded(ss, self.blind.is_some_and(|(_, e)| epoch >= e));
             self.outgoing = Some(Outgoing {
                 epoch,
                 target: peer.id,
+                coins,
                 ct,
                 ss,
                 cursor: 0,
+                encoder: None,
             });
         }
         Ok(())
@@ -352,7 +368,10 @@ impl PqState {
                 room -= CT_CHUNK_HEADER + n * SYMBOL_LEN;
                 ct.extend_from_slice(&o.epoch.to_be_bytes());
                 ct.extend_from_slice(&o.target.to_be_bytes());
-                push_symbols(&mut ct, &Encoder::new(o.ct.as_bytes()), &mut o.cursor, n);
+                let enc = o
+                    .encoder
+                    .get_or_insert_with(|| Encoder::new(o.ct.as_bytes()));
+                push_symbols(&mut ct, enc, &mut o.cursor, n);
             }
         }
         if let Some(k) = self.own.as_mut().filter(|k| !k.acked) {
@@ -360,12 +379,10 @@ impl PqState {
             if n > 0 {
                 flags |= FLAG_KEY;
                 key.extend_from_slice(&k.id.to_be_bytes());
-                push_symbols(
-                    &mut key,
-                    &Encoder::new(k.keypair.public_key().as_bytes()),
-                    &mut k.cursor,
-                    n,
-                );
+                let enc = k
+                    .encoder
+                    .get_or_insert_with(|| Encoder::new(k.keypair.public_key().as_bytes()));
+                push_symbols(&mut key, enc, &mut k.cursor, n);
                 if n >= KEY_SYMBOLS {
                     self.bootstrapped = true;
                 }
@@ -491,6 +508,7 @@ impl PqState {
         }
         if let Some(d) = up.decapsulated {
             self.pending_mix = Some(d);
+            self.stats.decapsulations = self.stats.decapsulations.saturating_add(1);
         }
     }
 
@@ -532,7 +550,7 @@ impl PqState {
 }
 
 /// Appends `first || count || symbols`; `n` is at most [`KEY_SYMBOLS`] (74).
-fn push_symbols(out: &mut Vec<u8>, enc: &Encoder, cursor: &mut u8, n: usize) {
+fn push_symbols(out: &mut Vec<u8>, enc: &mut Encoder, cursor: &mut u8, n: usize) {
     out.push(*cursor);
     out.push(u8::try_from(n).unwrap_or(u8::MAX));
     for _ in 0..n {

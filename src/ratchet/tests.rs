@@ -523,3 +523,20 @@ proptest! {
         }
     }
 }
+
+/// Prints the stored size of a typical established session (run with
+/// `--nocapture`); asserts the bound the spec states.
+#[test]
+fn typical_stored_session_size() {
+    let mut p = pair(20);
+    for i in 0..40u32 {
+        let m = send(&mut p, i % 2 == 0, &[0u8; 100]);
+        recv(&mut p, i % 2 == 1, &m).unwrap();
+    }
+    let (a, b) = (
+        p.a.to_stored().as_bytes().len(),
+        p.b.to_stored().as_bytes().len(),
+    );
+    std::println!("stored session sizes after 40 alternating messages: {a} and {b} bytes");
+    assert!(a < 3_000 && b < 3_000, "{a} {b}");
+}

@@ -6,8 +6,8 @@ number of vectors the published file holds). To add a layer, add a module
 and list it here.
 """
 
-from layers import handshake, kem
+from layers import handshake, kem, session_v2
 
-MODULES = (kem, handshake)
+MODULES = (kem, handshake, session_v2)
 
 LAYERS = {m.LAYER: m for m in MODULES}
