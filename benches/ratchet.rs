@@ -19,7 +19,12 @@
 //!   ML-KEM key expansion + decapsulation.
 //! - `vodozemac_*`: Olm (vodozemac 0.11, X25519 + AES-256-CBC + HMAC) on the
 //!   same 256-byte payload, same chain and direction-changing turns.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
@@ -62,9 +67,11 @@ fn primitives(c: &mut Criterion) {
     let key = [7u8; 32];
     g.bench_function("hmac_sha256_x2", |b| {
         b.iter(|| {
-            let mut m1 = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
+            let mut m1 =
+                <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
             m1.update(b"SessionRatchet/v1/message-key");
-            let mut m2 = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
+            let mut m2 =
+                <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
             m2.update(b"SessionRatchet/v1/chain-key");
             (m1.finalize(), m2.finalize())
         })
@@ -72,18 +79,21 @@ fn primitives(c: &mut Criterion) {
     let xc = XChaCha20Poly1305::new(&key.into());
     let header = [1u8; 44];
     let mut sealed_header = header.to_vec();
-    xc.encrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut sealed_header).unwrap();
+    xc.encrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut sealed_header)
+        .unwrap();
     g.bench_function("xchacha_seal_header", |b| {
         b.iter(|| {
             let mut v = black_box(header).to_vec();
-            xc.encrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut v).unwrap();
+            xc.encrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut v)
+                .unwrap();
             v
         })
     });
     g.bench_function("xchacha_open_header", |b| {
         b.iter(|| {
             let mut v = black_box(&sealed_header).clone();
-            xc.decrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut v).unwrap();
+            xc.decrypt_in_place(&[2u8; 24].into(), &[3u8; 34], &mut v)
+                .unwrap();
             v
         })
     });
@@ -92,7 +102,8 @@ fn primitives(c: &mut Criterion) {
     let body = [4u8; 512 - 86 - 16];
     let ad = [5u8; 36 + 86];
     let mut sealed_body = body.to_vec();
-    cc.encrypt_in_place(&[0u8; 12].into(), &ad, &mut sealed_body).unwrap();
+    cc.encrypt_in_place(&[0u8; 12].into(), &ad, &mut sealed_body)
+        .unwrap();
     g.bench_function("chacha_seal_body", |b| {
         b.iter(|| {
             let mut v = black_box(body).to_vec();
@@ -111,11 +122,15 @@ fn primitives(c: &mut Criterion) {
         b.iter(|| x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(black_box(key))))
     });
     let u = x25519_dalek::x25519([9u8; 32], x25519_dalek::X25519_BASEPOINT_BYTES);
-    g.bench_function("x25519", |b| b.iter(|| x25519_dalek::x25519(black_box(key), black_box(u))));
+    g.bench_function("x25519", |b| {
+        b.iter(|| x25519_dalek::x25519(black_box(key), black_box(u)))
+    });
     g.bench_function("hkdf_sha256_96B", |b| {
         b.iter(|| {
             let mut okm = [0u8; 96];
-            Hkdf::<Sha256>::new(Some(&key), black_box(&[6u8; 64])).expand(&[7u8; 33], &mut okm).unwrap();
+            Hkdf::<Sha256>::new(Some(&key), black_box(&[6u8; 64]))
+                .expand(&[7u8; 33], &mut okm)
+                .unwrap();
             okm
         })
     });
@@ -151,9 +166,18 @@ fn lockstep_pq_rates(n: usize) -> (f64, f64, f64) {
     let (sa, sb) = (a.pq_stats(), b.pq_stats());
     let d = |x: u64, y: u64| (x - y) as f64 / n as f64;
     (
-        d(sa.encapsulations + sb.encapsulations, before.0.encapsulations + before.1.encapsulations),
-        d(sa.decapsulations + sb.decapsulations, before.0.decapsulations + before.1.decapsulations),
-        d(sa.keys_generated + sb.keys_generated, before.0.keys_generated + before.1.keys_generated),
+        d(
+            sa.encapsulations + sb.encapsulations,
+            before.0.encapsulations + before.1.encapsulations,
+        ),
+        d(
+            sa.decapsulations + sb.decapsulations,
+            before.0.decapsulations + before.1.decapsulations,
+        ),
+        d(
+            sa.keys_generated + sb.keys_generated,
+            before.0.keys_generated + before.1.keys_generated,
+        ),
     )
 }
 
@@ -171,7 +195,7 @@ fn ratchet(c: &mut Criterion) {
     g.bench_function("dh_turn_256B", |bch| {
         bch.iter(|| {
             turn += 1;
-            if turn % 2 == 0 {
+            if turn.is_multiple_of(2) {
                 let m = a.encrypt(&mut ra, black_box(&PAYLOAD), b"").unwrap();
                 b.decrypt(&m, b"").unwrap()
             } else {
@@ -185,7 +209,11 @@ fn ratchet(c: &mut Criterion) {
     let (mut a, mut b, mut ra, mut rb) = pair(3);
     let mut found = None;
     for i in 0..200 {
-        let (s, r, rng) = if i % 2 == 0 { (&mut a, &mut b, &mut ra) } else { (&mut b, &mut a, &mut rb) };
+        let (s, r, rng) = if i % 2 == 0 {
+            (&mut a, &mut b, &mut ra)
+        } else {
+            (&mut b, &mut a, &mut rb)
+        };
         let m = s.encrypt(rng, &PAYLOAD, b"").unwrap();
         let before = r.to_stored();
         let dec = r.pq_stats().decapsulations;
@@ -213,10 +241,17 @@ fn vodozemac_peer(c: &mut Criterion) {
     bob.generate_one_time_keys(1);
     let otk = *bob.one_time_keys().values().next().unwrap();
     bob.mark_keys_as_published();
-    let mut a = alice.create_outbound_session(SessionConfig::version_1(), bob.curve25519_key(), otk).unwrap();
+    let mut a = alice
+        .create_outbound_session(SessionConfig::version_1(), bob.curve25519_key(), otk)
+        .unwrap();
     let first = a.encrypt(b"hello").unwrap();
-    let OlmMessage::PreKey(pre) = first else { panic!("expected a pre-key message") };
-    let mut b = bob.create_inbound_session(SessionConfig::version_1(), alice.curve25519_key(), &pre).unwrap().session;
+    let OlmMessage::PreKey(pre) = first else {
+        unreachable!("the first Olm message is a pre-key message")
+    };
+    let mut b = bob
+        .create_inbound_session(SessionConfig::version_1(), alice.curve25519_key(), &pre)
+        .unwrap()
+        .session;
     let r = b.encrypt(b"hi").unwrap();
     a.decrypt(&r).unwrap();
     let mut g = c.benchmark_group("vodozemac");
@@ -230,7 +265,7 @@ fn vodozemac_peer(c: &mut Criterion) {
     g.bench_function("dh_turn_256B", |bch| {
         bch.iter(|| {
             turn += 1;
-            if turn % 2 == 0 {
+            if turn.is_multiple_of(2) {
                 let m = a.encrypt(black_box(PAYLOAD)).unwrap();
                 b.decrypt(&m).unwrap()
             } else {
@@ -244,7 +279,9 @@ fn vodozemac_peer(c: &mut Criterion) {
 
 fn mean_ns(group: &str, name: &str) -> Option<f64> {
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let text = std::fs::read_to_string(format!("{dir}/criterion/{group}/{name}/new/estimates.json")).ok()?;
+    let text =
+        std::fs::read_to_string(format!("{dir}/criterion/{group}/{name}/new/estimates.json"))
+            .ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["mean"]["point_estimate"].as_f64()
 }
@@ -269,17 +306,43 @@ fn report() {
         println!("(ratios unavailable: run the whole bench without a filter)");
         return;
     };
-    let [hmac, xseal, xopen, seal, open, keygen, x, hkdf, kg, enc, dec] = v[..] else { return };
+    let [
+        hmac,
+        xseal,
+        xopen,
+        seal,
+        open,
+        keygen,
+        x,
+        hkdf,
+        kg,
+        enc,
+        dec,
+    ] = v[..]
+    else {
+        return;
+    };
     let same = 2.0 * hmac + xseal + seal + 2.0 * hmac + xopen + open;
     let (encs, decs, keys) = lockstep_pq_rates(2000);
     let pq = encs * enc + decs * (kg + dec) + keys * kg;
     let turn = same + keygen + x + hkdf + x + hkdf + xopen + pq;
     let epoch = 2.0 * hmac + xopen + open + kg + dec;
-    println!("\nlockstep ML-KEM work per message: {encs:.3} encaps, {decs:.3} decaps, {keys:.3} keygens");
+    println!(
+        "\nlockstep ML-KEM work per message: {encs:.3} encaps, {decs:.3} decaps, {keys:.3} keygens"
+    );
     println!("ratio to primitive floor (criterion means, same run):");
-    for (name, floor) in [("same_chain_256B", same), ("dh_turn_256B", turn), ("pq_epoch_message", epoch)] {
+    for (name, floor) in [
+        ("same_chain_256B", same),
+        ("dh_turn_256B", turn),
+        ("pq_epoch_message", epoch),
+    ] {
         if let Some(t) = mean_ns("ratchet", name) {
-            println!("  {name:<18} {:>8.2} µs   floor {:>8.2} µs   ratio {:.2}", t / 1e3, floor / 1e3, t / floor);
+            println!(
+                "  {name:<18} {:>8.2} µs   floor {:>8.2} µs   ratio {:.2}",
+                t / 1e3,
+                floor / 1e3,
+                t / floor
+            );
         }
     }
     for name in ["same_chain_256B", "dh_turn_256B"] {

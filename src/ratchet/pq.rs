@@ -361,8 +361,26 @@ impl PqState {
             room -= ACK_LEN;
             ack.extend_from_slice(&p.id.to_be_bytes());
         }
+        // Bootstrap: a side's first key goes out whole, before anything else.
+        // Otherwise, when both a ciphertext and an unacknowledged own key are
+        // pending, the symbol room is shared (the ciphertext gets the larger
+        // half) so neither lane starves; a lone lane takes it all (spec §7.6).
+        let key_pending = self.own.as_ref().is_some_and(|k| !k.acked);
+        let bootstrap = key_pending && !self.bootstrapped;
+        let total = room.saturating_sub(CT_CHUNK_HEADER + KEY_CHUNK_HEADER) / SYMBOL_LEN;
+        let (ct_max, key_max) =
+            if !bootstrap && self.outgoing.is_some() && key_pending && total >= 2 {
+                (total.div_ceil(2), total / 2)
+            } else {
+                (CT_SYMBOLS, KEY_SYMBOLS)
+            };
+        if bootstrap {
+            self.build_key_chunk(&mut room, &mut flags, &mut key, KEY_SYMBOLS);
+        }
         if let Some(o) = &mut self.outgoing {
-            let n = (room.saturating_sub(CT_CHUNK_HEADER) / SYMBOL_LEN).min(CT_SYMBOLS);
+            let n = (room.saturating_sub(CT_CHUNK_HEADER) / SYMBOL_LEN)
+                .min(CT_SYMBOLS)
+                .min(ct_max);
             if n > 0 {
                 flags |= FLAG_CT;
                 room -= CT_CHUNK_HEADER + n * SYMBOL_LEN;
@@ -374,19 +392,8 @@ impl PqState {
                 push_symbols(&mut ct, enc, &mut o.cursor, n);
             }
         }
-        if let Some(k) = self.own.as_mut().filter(|k| !k.acked) {
-            let n = (room.saturating_sub(KEY_CHUNK_HEADER) / SYMBOL_LEN).min(KEY_SYMBOLS);
-            if n > 0 {
-                flags |= FLAG_KEY;
-                key.extend_from_slice(&k.id.to_be_bytes());
-                let enc = k
-                    .encoder
-                    .get_or_insert_with(|| Encoder::new(k.keypair.public_key().as_bytes()));
-                push_symbols(&mut key, enc, &mut k.cursor, n);
-                if n >= KEY_SYMBOLS {
-                    self.bootstrapped = true;
-                }
-            }
+        if !bootstrap {
+            self.build_key_chunk(&mut room, &mut flags, &mut key, key_max);
         }
         let sent_symbols = flags & (FLAG_KEY | FLAG_CT) != 0;
         self.stats.messages_sent = self.stats.messages_sent.saturating_add(1);
@@ -408,6 +415,27 @@ impl PqState {
         out.extend_from_slice(&key);
         out.extend_from_slice(&ct);
         out
+    }
+
+    /// Adds a chunk of the unacknowledged own key, if any and if it fits.
+    fn build_key_chunk(&mut self, room: &mut usize, flags: &mut u8, key: &mut Vec<u8>, max: usize) {
+        if let Some(k) = self.own.as_mut().filter(|k| !k.acked) {
+            let n = (room.saturating_sub(KEY_CHUNK_HEADER) / SYMBOL_LEN)
+                .min(KEY_SYMBOLS)
+                .min(max);
+            if n > 0 {
+                *flags |= FLAG_KEY;
+                *room -= KEY_CHUNK_HEADER + n * SYMBOL_LEN;
+                key.extend_from_slice(&k.id.to_be_bytes());
+                let enc = k
+                    .encoder
+                    .get_or_insert_with(|| Encoder::new(k.keypair.public_key().as_bytes()));
+                push_symbols(key, enc, &mut k.cursor, n);
+                if n >= KEY_SYMBOLS {
+                    self.bootstrapped = true;
+                }
+            }
+        }
     }
 
     /// Computes the effect of a received section. Changes nothing.
