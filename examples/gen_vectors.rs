@@ -19,6 +19,20 @@ mod vectors;
 fn main() -> std::io::Result<()> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
     std::fs::create_dir_all(&dir)?;
+    if std::env::args().any(|a| a == "--write-stability-vector") {
+        // Frozen vectors are written once and never replaced.
+        let path = dir.join("stored-session-v1.json");
+        if path.exists() {
+            eprintln!("{} exists and is frozen; not overwriting", path.display());
+            std::process::exit(2);
+        }
+        std::fs::write(
+            &path,
+            vectors::render(&vectors::ratchet::stability_vector()),
+        )?;
+        println!("{}: written (frozen from now on)", path.display());
+        return Ok(());
+    }
     for (stem, value) in vectors::all() {
         let path = dir.join(format!("{stem}-new.json"));
         std::fs::write(&path, vectors::render(&value))?;

@@ -30,6 +30,8 @@ fn arr<const N: usize>(v: &Value) -> [u8; N] {
 fn committed_vectors_match_the_generator() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
     let mut stale = Vec::new();
+    // stored-session-v1.json is frozen (never regenerated), so it is not
+    // in `vectors::all()`; it is checked by loading it instead.
     for (stem, value) in vectors::all() {
         let text = vectors::render(&value);
         let path = dir.join(format!("{stem}.json"));
@@ -199,4 +201,152 @@ fn handshake_vectors_verify_through_the_public_api() {
         checked += 1;
     }
     assert_eq!(checked, 4 + 11 + 5 + 3);
+}
+
+/// An RNG that hands out exactly the bytes a vector lists.
+struct Replay {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl rand_chacha::rand_core::TryRng for Replay {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        let end = self.pos + dst.len();
+        assert!(
+            end <= self.bytes.len(),
+            "the operation drew more bytes than the vector lists"
+        );
+        dst.copy_from_slice(&self.bytes[self.pos..end]);
+        self.pos = end;
+        Ok(())
+    }
+}
+
+impl rand_chacha::rand_core::TryCryptoRng for Replay {}
+
+fn replay(v: &Value) -> Replay {
+    Replay {
+        bytes: unhex(v),
+        pos: 0,
+    }
+}
+
+#[test]
+fn ratchet_vectors_replay_through_the_public_api() {
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use session_ratchet::identity::DeviceIdentity;
+    use session_ratchet::prekey::PrekeyStore;
+    use session_ratchet::ratchet::Session;
+
+    let v = &load("ratchet")[0];
+    let setup = &v["setup"];
+    let mut setup_rng = ChaCha20Rng::from_seed(arr(&setup["setup_rng_seed"]));
+    let alice_id = DeviceIdentity::generate(&mut setup_rng);
+    let bob_id = DeviceIdentity::generate(&mut setup_rng);
+    let mut store = PrekeyStore::new(&mut setup_rng, &bob_id);
+    store
+        .generate_one_time_prekeys(&mut setup_rng, &bob_id, 1)
+        .unwrap();
+    let bundle = PrekeyBundle::from_bytes(&unhex(&setup["bundle"]))
+        .unwrap()
+        .verify_for(bob_id.public())
+        .unwrap();
+    let (mut a, mut b): (Option<Session>, Option<Session>) = (None, None);
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for e in v["events"].as_array().unwrap() {
+        let op = e["op"].as_str().unwrap();
+        *counts.entry(op.to_string()).or_insert(0) += 1;
+        let is_alice = e["by"] == "alice";
+        match op {
+            "initiate" => {
+                let mut r = replay(&e["draws"]);
+                let s = Session::initiate(&mut r, &alice_id, &bundle).unwrap();
+                assert_eq!(
+                    r.pos,
+                    r.bytes.len(),
+                    "initiate drew fewer bytes than listed"
+                );
+                assert_eq!(s.transcript_hash().as_slice(), unhex(&e["transcript_hash"]));
+                a = Some(s);
+            }
+            "encrypt" => {
+                let s = if is_alice { a.as_mut() } else { b.as_mut() }.unwrap();
+                let mut r = replay(&e["draws"]);
+                let m = s
+                    .encrypt(&mut r, &unhex(&e["plaintext"]), &unhex(&e["ad"]))
+                    .unwrap();
+                assert_eq!(r.pos, r.bytes.len(), "encrypt drew fewer bytes than listed");
+                assert_eq!(m, unhex(&e["message"]), "message {} differs", e["index"]);
+                let t = s.hazmat_last_encryption().unwrap();
+                assert_eq!(t.message_key.as_slice(), unhex(&e["message_key"]));
+                assert_eq!(t.header_key.as_slice(), unhex(&e["header_key"]));
+                assert_eq!(t.header.as_slice(), unhex(&e["header"]));
+                assert_eq!(t.body, unhex(&e["body"]));
+                assert_eq!(e["index"].as_u64().unwrap() as usize, messages.len());
+                messages.push(m);
+            }
+            "respond" => {
+                let m = &messages[e["index"].as_u64().unwrap() as usize];
+                let (s, pt) = Session::respond(&bob_id, &mut store, m, &unhex(&e["ad"])).unwrap();
+                assert_eq!(pt, unhex(&e["plaintext"]));
+                b = Some(s);
+            }
+            "decrypt" => {
+                let s = if is_alice { a.as_mut() } else { b.as_mut() }.unwrap();
+                let m = &messages[e["index"].as_u64().unwrap() as usize];
+                assert_eq!(
+                    s.decrypt(m, &unhex(&e["ad"])).unwrap(),
+                    unhex(&e["plaintext"])
+                );
+            }
+            "reject" => {
+                let s = if is_alice { a.as_mut() } else { b.as_mut() }.unwrap();
+                let before = s.to_stored();
+                let err = s
+                    .decrypt(&unhex(&e["input"]), &unhex(&e["ad"]))
+                    .unwrap_err();
+                assert_eq!(vectors::class(&err), e["expected_error"], "{}", e["name"]);
+                assert_eq!(s.to_stored(), before, "{}: state changed", e["name"]);
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+    let fin = &v["final"];
+    assert_eq!(
+        a.as_ref().unwrap().to_stored().as_bytes(),
+        unhex(&fin["alice_stored_state"])
+    );
+    assert_eq!(
+        b.as_ref().unwrap().to_stored().as_bytes(),
+        unhex(&fin["bob_stored_state"])
+    );
+    assert!(
+        counts["encrypt"] > 30 && counts["reject"] == 6,
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn frozen_stored_session_v1_still_loads_and_decrypts() {
+    use session_ratchet::ratchet::{Session, StoredSession};
+    let v = &load("stored-session-v1")[0];
+    let mut s =
+        Session::from_stored(&StoredSession::from_bytes(&unhex(&v["stored_state"]))).unwrap();
+    assert_eq!(
+        s.decrypt(&unhex(&v["message"]), &unhex(&v["ad"])).unwrap(),
+        unhex(&v["plaintext"])
+    );
 }

@@ -147,6 +147,24 @@ pub struct Session {
     /// Initiator only: the handshake header, attached until the first reply.
     pending_header: Option<HandshakeHeader>,
     padding: PaddingPolicy,
+    /// The keys and plaintexts of the last `encrypt`, for test vectors only.
+    #[cfg(feature = "hazmat-test-vectors")]
+    trace: Option<EncryptionTrace>,
+}
+
+/// The secret intermediate values of one `encrypt`, exposed only with the
+/// `hazmat-test-vectors` feature so published vectors can list them.
+#[cfg(feature = "hazmat-test-vectors")]
+#[derive(Clone, Debug)]
+pub struct EncryptionTrace {
+    /// The header key that encrypted the header.
+    pub header_key: [u8; 32],
+    /// The message key that encrypted the body.
+    pub message_key: [u8; 32],
+    /// The header plaintext (§7.7).
+    pub header: [u8; message::HEADER_LEN],
+    /// The body plaintext: PQ section, plaintext and padding (§7.7).
+    pub body: Vec<u8>,
 }
 
 impl fmt::Debug for Session {
@@ -291,6 +309,8 @@ impl Session {
             pq: PqState::new(),
             pending_header: Some(header),
             padding: PaddingPolicy::DEFAULT,
+            #[cfg(feature = "hazmat-test-vectors")]
+            trace: None,
         })
     }
 
@@ -355,6 +375,8 @@ impl Session {
             pq: PqState::new(),
             pending_header: None,
             padding: PaddingPolicy::DEFAULT,
+            #[cfg(feature = "hazmat-test-vectors")]
+            trace: None,
         })
     }
 
@@ -392,6 +414,12 @@ impl Session {
     /// PQ epochs whose secret this side has mixed into its root key.
     pub fn pq_epochs_mixed(&self) -> u64 {
         self.pq.epochs_mixed
+    }
+
+    /// The secret intermediate values of the last `encrypt` (test vectors only).
+    #[cfg(feature = "hazmat-test-vectors")]
+    pub fn hazmat_last_encryption(&self) -> Option<&EncryptionTrace> {
+        self.trace.as_ref()
     }
 
     /// Counters of the ML-KEM ratchet's traffic (diagnostics).
@@ -489,6 +517,15 @@ impl Session {
         out.extend_from_slice(&enc_header);
         let wrap = self.pending_header.as_ref().map(encode_handshake_header);
         let mut body = message::body(&pq_section, plaintext, padding);
+        #[cfg(feature = "hazmat-test-vectors")]
+        {
+            self.trace = Some(EncryptionTrace {
+                header_key: *send.hk.expose(),
+                message_key: *mk.expose(),
+                header: header.encode(),
+                body: body.clone(),
+            });
+        }
         let ad = body_ad(&self.th, associated_data, &out, wrap.as_deref());
         if !aead::seal_single_use(mk.expose(), &ad, &mut body) {
             return Err(RatchetError::Internal);

@@ -438,6 +438,8 @@ impl Session {
             pq,
             pending_header,
             padding,
+            #[cfg(feature = "hazmat-test-vectors")]
+            trace: None,
         })
     }
 }

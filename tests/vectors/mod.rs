@@ -18,6 +18,7 @@
 
 pub mod handshake;
 pub mod kem;
+pub mod ratchet;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
 
@@ -31,7 +32,11 @@ pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `(file stem, contents)` for every layer.
 pub fn all() -> Vec<(&'static str, Value)> {
     #[allow(unused_mut)]
-    let mut files = vec![("kem", kem::vectors()), ("handshake", handshake::vectors())];
+    let mut files = vec![
+        ("kem", kem::vectors()),
+        ("handshake", handshake::vectors()),
+        ("ratchet", ratchet::vectors()),
+    ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
     files
