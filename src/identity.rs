@@ -60,7 +60,10 @@ impl Ed25519PublicKey {
     /// Parses and validates a 32-byte Ed25519 public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, IdentityError> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdentityError::InvalidEd25519Key)?;
-        if key.is_weak() {
+        // RFC 8032 §5.1.3 decoding rejects y ≥ p; curve25519-dalek reduces
+        // such encodings silently, so require the canonical re-encoding.
+        // Public data: a plain comparison is fine.
+        if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
             return Err(IdentityError::InvalidEd25519Key);
         }
         Ok(Self(key))
@@ -361,6 +364,24 @@ mod tests {
             hex::encode(AccountIdentity::from_seed(&seed).public_key().to_bytes()),
             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
         );
+    }
+
+    #[test]
+    fn non_canonical_ed25519_encodings_are_rejected() {
+        // y = p + 9 (a valid point's y plus p would also be rejected); use the
+        // canonical encoding of a real key with y increased by p where it fits.
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([5; 32]);
+        let good = AccountIdentity::generate(&mut rng).public_key().to_bytes();
+        assert!(Ed25519PublicKey::from_bytes(&good).is_ok());
+        // p = 2^255 - 19; y = 1 + p encodes the identity non-canonically.
+        let mut y = [0xFFu8; 32];
+        y[0] = 0xEE; // 2^255 - 19 + 1 = 0x7F..FFEE, little-endian
+        y[31] = 0x7F;
+        assert_eq!(Ed25519PublicKey::from_bytes(&y), Err(IdentityError::InvalidEd25519Key));
+        // y = 9 + p with the sign bit set: non-canonical.
+        let mut y9 = [0xFFu8; 32];
+        y9[0] = 0xF6;
+        assert_eq!(Ed25519PublicKey::from_bytes(&y9), Err(IdentityError::InvalidEd25519Key));
     }
 
     #[test]
