@@ -312,3 +312,43 @@ def xwing_decaps(seed: bytes, ct: bytes) -> bytes:
 def chacha20_rng_stream(seed: bytes, n: int) -> bytes:
     enc = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
     return enc.update(bytes(n))
+
+
+# --------------------------------------------------------------------------
+# §3.7 authenticated encryption: ChaCha20-Poly1305 (RFC 8439) from
+# `cryptography`, XChaCha20-Poly1305 (IETF) from libsodium (`pynacl`).
+# Both return None when the tag does not verify.
+# --------------------------------------------------------------------------
+
+import nacl.bindings as _sodium  # noqa: E402
+import nacl.exceptions as _sodium_exc  # noqa: E402
+from cryptography.exceptions import InvalidTag as _InvalidTag  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _ChaChaPoly  # noqa: E402
+
+AEAD_TAG_LEN = 16
+
+
+def chacha20poly1305_seal(key: bytes, nonce12: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    return _ChaChaPoly(key).encrypt(nonce12, plaintext, ad)
+
+
+def chacha20poly1305_open(key: bytes, nonce12: bytes, ciphertext: bytes, ad: bytes) -> bytes | None:
+    if len(ciphertext) < AEAD_TAG_LEN:
+        return None
+    try:
+        return _ChaChaPoly(key).decrypt(nonce12, ciphertext, ad)
+    except _InvalidTag:
+        return None
+
+
+def xchacha20poly1305_seal(key: bytes, nonce24: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    return _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, nonce24, key)
+
+
+def xchacha20poly1305_open(key: bytes, nonce24: bytes, ciphertext: bytes, ad: bytes) -> bytes | None:
+    if len(ciphertext) < AEAD_TAG_LEN:
+        return None
+    try:
+        return _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce24, key)
+    except _sodium_exc.CryptoError:
+        return None
