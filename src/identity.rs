@@ -377,11 +377,17 @@ mod tests {
         let mut y = [0xFFu8; 32];
         y[0] = 0xEE; // 2^255 - 19 + 1 = 0x7F..FFEE, little-endian
         y[31] = 0x7F;
-        assert_eq!(Ed25519PublicKey::from_bytes(&y), Err(IdentityError::InvalidEd25519Key));
+        assert_eq!(
+            Ed25519PublicKey::from_bytes(&y),
+            Err(IdentityError::InvalidEd25519Key)
+        );
         // y = 9 + p with the sign bit set: non-canonical.
         let mut y9 = [0xFFu8; 32];
         y9[0] = 0xF6;
-        assert_eq!(Ed25519PublicKey::from_bytes(&y9), Err(IdentityError::InvalidEd25519Key));
+        assert_eq!(
+            Ed25519PublicKey::from_bytes(&y9),
+            Err(IdentityError::InvalidEd25519Key)
+        );
     }
 
     #[test]
