@@ -149,28 +149,17 @@ impl<'a> Reader<'a> {
     /// Starts reading an object of type `ty`: checks the total length cap,
     /// the version byte and the type byte.
     pub(crate) fn start(input: &'a [u8], ty: u8) -> Result<Self, WireError> {
-        if input.len() > MAX_WIRE_LEN {
-            return Err(WireError::TooLong { len: input.len() });
-        }
-        let mut r = Self { rest: input };
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(WireError::UnsupportedVersion { version });
-        }
-        let actual = r.u8("type")?;
-        if actual != ty {
-            return Err(WireError::UnexpectedType {
-                expected: ty,
-                actual,
-            });
-        }
-        Ok(r)
+        Self::start_with_limit(input, ty, MAX_WIRE_LEN)
     }
 
     /// Like [`Reader::start`] but for stored objects, which may exceed
     /// [`MAX_WIRE_LEN`] (up to [`MAX_STORED_LEN`]).
     pub(crate) fn start_unbounded(input: &'a [u8], ty: u8) -> Result<Self, WireError> {
-        if input.len() > MAX_STORED_LEN {
+        Self::start_with_limit(input, ty, MAX_STORED_LEN)
+    }
+
+    fn start_with_limit(input: &'a [u8], ty: u8, limit: usize) -> Result<Self, WireError> {
+        if input.len() > limit {
             return Err(WireError::TooLong { len: input.len() });
         }
         let mut r = Self { rest: input };

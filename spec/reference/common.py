@@ -143,9 +143,22 @@ class Kind:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     required: tuple[str, ...] | None = None
+    # For kinds whose outputs are nested (a list of events, an object of
+    # final values): the paths of every output leaf of a vector, e.g.
+    # ("events", 3, "message"). Failures are then named by the path
+    # (`path_name`), and the self-test corrupts each leaf.
+    output_paths: Callable[[dict], list] | None = None
 
     def required_fields(self) -> Iterable[str]:
         return self.required if self.required is not None else self.inputs + self.outputs
+
+
+def path_name(path: tuple) -> str:
+    """("events", 3, "message") -> "events[3].message"."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
 
 
 @dataclass

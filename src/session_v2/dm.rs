@@ -365,42 +365,49 @@ fn kiss(
     ))
 }
 
+/// `ss = SHA3-256(parts…)`, then `key ‖ nonce = SHAKE256(domain ‖ ss)` (facts §3 steps 4–5).
+fn derive_key_nonce(domain: &[u8], parts: &[&[u8]]) -> ([u8; 32], [u8; 24]) {
+    let mut h = Sha3_256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let mut ss: [u8; 32] = h.finalize().into();
+    let mut key = [0u8; 32];
+    let mut nonce = [0u8; 24];
+    shake256_squeeze(domain, &ss, &mut [&mut key, &mut nonce]);
+    ss.zeroize();
+    (key, nonce)
+}
+
+/// PFS path: the X-Wing combiner `SHA3-256(ss_M ‖ ss_X ‖ E ‖ X ‖ label)`.
 fn pfs_key_nonce(
     ss_m: &SharedSecret,
     ss_x: &SharedSecret,
     big_e: &X25519PublicKey,
     x: &X25519PublicKey,
 ) -> ([u8; 32], [u8; 24]) {
-    let mut h = Sha3_256::new();
-    h.update(ss_m.expose());
-    h.update(ss_x.expose());
-    h.update(big_e.as_bytes());
-    h.update(x.as_bytes());
-    h.update(XWING_LABEL);
-    let mut ss: [u8; 32] = h.finalize().into();
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 24];
-    shake256_squeeze(PFS_SS_DOMAIN, &ss, &mut [&mut key, &mut nonce]);
-    ss.zeroize();
-    (key, nonce)
+    derive_key_nonce(
+        PFS_SS_DOMAIN,
+        &[
+            ss_m.expose(),
+            ss_x.expose(),
+            big_e.as_bytes(),
+            x.as_bytes(),
+            XWING_LABEL,
+        ],
+    )
 }
 
+/// Non-PFS fallback: `SHA3-256(X25519(e, R) ‖ R ‖ E ‖ label)`.
 fn non_pfs_key_nonce(
     ss_r: &SharedSecret,
     r: &X25519PublicKey,
     big_e: &X25519PublicKey,
 ) -> ([u8; 32], [u8; 24]) {
-    let mut h = Sha3_256::new();
-    h.update(ss_r.expose());
-    h.update(r.as_bytes());
-    h.update(big_e.as_bytes());
-    h.update(NON_PFS_LABEL);
-    let mut ss: [u8; 32] = h.finalize().into();
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 24];
-    shake256_squeeze(NON_PFS_SS_DOMAIN, &ss, &mut [&mut key, &mut nonce]);
-    ss.zeroize();
-    (key, nonce)
+    derive_key_nonce(
+        NON_PFS_SS_DOMAIN,
+        &[ss_r.expose(), r.as_bytes(), big_e.as_bytes(), NON_PFS_LABEL],
+    )
 }
 
 /// The signed inner dict (unpadded).

@@ -6,8 +6,8 @@ number of vectors the published file holds). To add a layer, add a module
 and list it here.
 """
 
-from layers import handshake, kem, session_v2
+from layers import handshake, kem, ratchet, session_v2, stored_session
 
-MODULES = (kem, handshake, session_v2)
+MODULES = (kem, handshake, session_v2, ratchet, stored_session)
 
 LAYERS = {m.LAYER: m for m in MODULES}
