@@ -23,7 +23,7 @@ from collections import Counter
 sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Kind, ProtocolError, VectorContext, VectorFormatError  # noqa: E402
+from common import Kind, ProtocolError, VectorContext, VectorFormatError, path_name  # noqa: E402
 from layers import LAYERS  # noqa: E402
 
 TOP_LEVEL_FIELDS = {"layer", "description", "provenance", "vectors"}
@@ -206,14 +206,21 @@ def run_self_test(directory: str) -> int:
         missed: list[str] = []
         for i, v in enumerate(vectors):
             kind = layer.KINDS[v["kind"]]
-            for fld in kind.outputs:
-                if fld not in v:
-                    continue
+            if kind.output_paths is not None:
+                paths = kind.output_paths(v)
+            else:
+                paths = [(fld,) for fld in kind.outputs if fld in v]
+            for path in paths:
+                fld = path_name(path)
                 rng = random.Random(f"{fname}/{v['name']}/{fld}")
                 bad = copy.deepcopy(v)
-                bad[fld] = corrupt(v[fld], rng)
-                if bad[fld] is None:
+                parent = bad
+                for p in path[:-1]:
+                    parent = parent[p]
+                value = corrupt(parent[path[-1]], rng)
+                if value is None:
                     continue
+                parent[path[-1]] = value
                 all_bad = vectors[:i] + [bad] + vectors[i + 1:]
                 failures = check_vector(fname, bad, all_bad, layer)
                 tried += 1

@@ -57,6 +57,10 @@ class _Abort(Exception):
     """The conversation cannot continue (a failure has been recorded)."""
 
 
+class _DrawsExhausted(Exception):
+    pass
+
+
 class Draws:
     """Serves an operation exactly the bytes the vector lists for it."""
 
@@ -65,8 +69,8 @@ class Draws:
 
     def __call__(self, n: int) -> bytes:
         if len(self.data) - self.pos < n:
-            raise VectorFormatError(f"draws: the operation wants {n} more bytes, "
-                                    f"{len(self.data) - self.pos} listed")
+            raise _DrawsExhausted(f"the operation draws {n} more bytes after "
+                                  f"{self.pos} of the {len(self.data)} listed")
         out = self.data[self.pos:self.pos + n]
         self.pos += n
         return out
@@ -225,10 +229,21 @@ def check_conversation(ctx: VectorContext) -> None:
     sessions = {"alice": None, "bob": None}
     store = setup.store()
     messages: list[bytes] = []       # by message index
-    plaintexts: list[bytes] = []
     try:
         for i, ev in enumerate(events):
-            _run_event(ctx, setup, store, sessions, messages, plaintexts, i, ev)
+            _run_event(ctx, setup, store, sessions, messages, i, ev)
+            # The stored state (§7.10) is the whole state: the party goes on
+            # from its state stored and loaded again, which must be canonical.
+            p = ev["by"]
+            if sessions[p] is not None:
+                stored = ratchet_state.encode(sessions[p])
+                try:
+                    sessions[p] = ratchet_state.decode(stored)
+                except ProtocolError as e:
+                    ctx.fail(_path("events", i), f"{p}'s stored state does not load: {e}")
+                    raise _Abort() from None
+                if ratchet_state.encode(sessions[p]) != stored:
+                    ctx.fail(_path("events", i), f"{p}'s stored state is not canonical")
     except _Abort:
         return
 
@@ -252,8 +267,8 @@ def check_conversation(ctx: VectorContext) -> None:
     expect_at(ctx, _path("final", "messages"), final, "messages", len(messages))
 
 
-def _run_event(ctx, setup: Setup, store: PrekeyStore, sessions: dict, messages: list,
-               plaintexts: list, i: int, ev: dict) -> None:
+def _run_event(ctx: VectorContext, setup: Setup, store: PrekeyStore, sessions: dict,
+               messages: list, i: int, ev: dict) -> None:
     op, by = ev["op"], ev["by"]
     where = f"events[{i}]"
 
@@ -267,6 +282,8 @@ def _run_event(ctx, setup: Setup, store: PrekeyStore, sessions: dict, messages: 
             out = fn(draws)
         except ProtocolError as e:
             fail_abort(EVENT_FIELDS[op][1][0], f"{op} failed: {e.cls} ({e.detail})")
+        except _DrawsExhausted as e:
+            fail_abort("draws", str(e))
         if draws.left():
             ctx.fail(_path("events", i, "draws"), f"{op} consumed {len(draws.data) - draws.left()} "
                                                   f"of the {len(draws.data)} listed bytes")
@@ -300,7 +317,6 @@ def _run_event(ctx, setup: Setup, store: PrekeyStore, sessions: dict, messages: 
                          ("body", trace.body), ("message", out)):
             expect_at(ctx, _path("events", i, fld), ev, fld, val)
         messages.append(out)
-        plaintexts.append(pt)
         return
 
     if op in ("respond", "decrypt"):

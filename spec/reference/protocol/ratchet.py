@@ -13,7 +13,6 @@ from typing import Callable
 from common import MAX_WIRE_LEN, WIRE_VERSION, ProtocolError, Reader, ascii_, u8, u16, u32
 from primitives import (
     AEAD_TAG_LEN,
-    X25519_KEY_LEN,
     chacha20poly1305_open,
     chacha20poly1305_seal,
     dh,
@@ -245,23 +244,30 @@ def _advance(chain: Chain, until: int) -> None:
         chain.skipped[chain.next_index] = mk
         chain.chain_key = ck
         chain.next_index += 1
-    while len(chain.skipped) > MAX_SKIPPED_KEYS_PER_CHAIN:
-        _evict_lowest(chain)
+    _evict_lowest(chain, len(chain.skipped) - MAX_SKIPPED_KEYS_PER_CHAIN)
 
 
-def _evict_lowest(chain: Chain) -> None:
-    i = min(chain.skipped)
-    del chain.skipped[i]
-    chain.eviction_mark = max(chain.eviction_mark, i + 1)
+def _evict_lowest(chain: Chain, count: int) -> int:
+    """Evict up to `count` skipped keys of the chain, lowest index first,
+    raising its eviction mark. Returns the number evicted."""
+    if count <= 0:
+        return 0
+    victims = sorted(chain.skipped)[:count]
+    for i in victims:
+        del chain.skipped[i]
+        chain.eviction_mark = max(chain.eviction_mark, i + 1)
+    return len(victims)
 
 
 def _enforce_total(s: Session) -> None:
+    """MAX_SKIPPED_KEYS: evict from the oldest chain first (OLD front to
+    back, then the current chain)."""
     chains = list(s.old) + ([s.recv] if s.recv is not None else [])
-    total = sum(len(c.skipped) for c in chains)
+    excess = sum(len(c.skipped) for c in chains) - MAX_SKIPPED_KEYS
     for c in chains:
-        while total > MAX_SKIPPED_KEYS and c.skipped:
-            _evict_lowest(c)
-            total -= 1
+        if excess <= 0:
+            break
+        excess -= _evict_lowest(c, excess)
 
 
 def _next_key(chain: Chain) -> bytes:

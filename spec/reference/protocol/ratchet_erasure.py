@@ -101,13 +101,22 @@ def split(obj: bytes, k: int) -> list[bytes]:
     return [obj[i * SYMBOL_LEN:(i + 1) * SYMBOL_LEN] for i in range(k)]
 
 
+_ENCODE_COEFFICIENTS: dict = {}
+
+
 def symbol(data_symbols: list[bytes], i: int) -> bytes:
     """Symbol `i` (0…255) of the object whose data symbols are given."""
     k = len(data_symbols)
     assert 0 <= i <= 255
     if i < k:
         return data_symbols[i]
-    return _evaluate(list(enumerate(data_symbols)), i)
+    coeffs = _ENCODE_COEFFICIENTS.get((k, i))
+    if coeffs is None:
+        coeffs = _ENCODE_COEFFICIENTS[(k, i)] = _lagrange_coefficients(list(range(k)), i)
+    acc = 0
+    for c, sym in zip(coeffs, data_symbols):
+        acc = _scale_xor(acc, sym, c)
+    return acc.to_bytes(SYMBOL_LEN, "big")
 
 
 def decode(held: dict[int, bytes], k: int) -> bytes:
