@@ -249,7 +249,6 @@ impl fmt::Debug for ReceivedOffer {
 
 /// What [`receive`] found in a v2 direct message.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Incoming {
     /// An ordinary v2 direct message (content for the application).
     Dm(ReceivedDm),
@@ -836,5 +835,59 @@ impl UpgradeSession {
             upgrade_id,
             offer,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccountKeySeed;
+    use crate::session_v2::account_keys::account_key_pair;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// An offer claiming to travel in its anchor message (same `E₁`) whose
+    /// ciphertext hash differs is refused; with the right hash it is accepted.
+    #[test]
+    fn anchor_message_must_match_its_commitment() {
+        let mut rng = ChaCha20Rng::from_seed([0x31; 32]);
+        let alice = Identity::from_seed_bytes(&[1u8; 16]).unwrap();
+        let bob = Identity::from_seed_bytes(&[2u8; 16]).unwrap();
+        let keys = account_key_pair(&AccountKeySeed::from_bytes([3; 32]));
+        let sid = bob.session_id();
+        let (mut a, _) =
+            UpgradeSession::initiate(&mut rng, &alice, &sid, &keys.public_keys(), b"x", b"")
+                .unwrap();
+        let msg = a.session.encrypt(&mut rng, b"y", b"").unwrap();
+        let material = a.offer.as_ref().unwrap().material.duplicate();
+        for (hash_ok, expect_ok) in [(false, false), (true, true)] {
+            let draft = dm::draft_pfs(&mut rng, &sid, &keys.public_keys()).unwrap();
+            let real = kdf::sha256(&[draft.ciphertext().as_bytes()]);
+            let anchor = Anchor {
+                x25519: *keys.x25519_public().as_bytes(),
+                ephemeral: *draft.ephemeral().as_bytes(),
+                ct_hash: if hash_ok { real } else { [0x42; 32] },
+            };
+            let content = encode_offer(&material, &anchor, &msg);
+            let wire = draft.seal(&alice, &sid, &content, None).unwrap();
+            let got = receive(&bob, &[&keys], &wire);
+            if expect_ok {
+                assert!(matches!(got, Ok(Incoming::Offer(_))));
+            } else {
+                assert_eq!(got.unwrap_err(), UpgradeError::AnchorMismatch);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_display_an_action() {
+        for e in [
+            UpgradeError::MalformedOffer,
+            UpgradeError::UnknownAnchorKey,
+            UpgradeError::OfferPending,
+            UpgradeError::Storage(StorageError::Corrupted),
+        ] {
+            assert!(alloc::format!("{e}").len() > 20);
+        }
     }
 }
