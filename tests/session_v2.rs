@@ -719,8 +719,7 @@ fn check_upgrade_vector(v: &Value) {
         };
         assert_eq!(out, hx(&m["message"]), "{name}: message reproduced");
     }
-    let Incoming::Offer(offer) =
-        upgrade::receive(&bob, &held, &hx(&msgs[0]["message"])).unwrap()
+    let Incoming::Offer(offer) = upgrade::receive(&bob, &held, &hx(&msgs[0]["message"])).unwrap()
     else {
         panic!("{name}: not an offer")
     };
@@ -734,8 +733,7 @@ fn check_upgrade_vector(v: &Value) {
     );
     let mut b = None;
     for m in msgs {
-        let got =
-            vectors::bob_receive(&bob, &held, &hx(&m["message"]), &ad, &mut b).unwrap();
+        let got = vectors::bob_receive(&bob, &held, &hx(&m["message"]), &ad, &mut b).unwrap();
         assert_eq!(got, hx(&m["plaintext"]), "{name}");
     }
     let b = b.unwrap();
@@ -834,12 +832,23 @@ fn upgrade_round_trip_between_two_accounts() {
         assert_eq!(&r[..2], &[0x01, 0x04]);
         assert_eq!(a.decrypt(&r, b"ad").unwrap(), vec![i; 40]);
         assert!(!a.is_offering());
-        assert_eq!(send_path(PeerCapability::Unknown, Some(&a)), SendPath::Ratchet);
+        assert_eq!(
+            send_path(PeerCapability::Unknown, Some(&a)),
+            SendPath::Ratchet
+        );
         let m = a.encrypt(&mut rng, &[i; 20], b"ad").unwrap();
         assert_eq!(b.decrypt(&m, b"ad").unwrap(), vec![i; 20]);
     }
     // Plain v2 messages keep working next to the ratchet.
-    let plain = dm::encrypt_pfs(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"v2", None).unwrap();
+    let plain = dm::encrypt_pfs(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"v2",
+        None,
+    )
+    .unwrap();
     match upgrade::receive(&p.bob, &[&p.k1], &plain).unwrap() {
         Incoming::Dm(d) => assert_eq!(d.content, b"v2"),
         Incoming::Offer(_) => panic!("plain DM taken for an offer"),
@@ -857,13 +866,20 @@ fn upgrade_repeats_before_the_first_reply_are_recognised() {
     let mut rng = ChaCha20Rng::from_seed([0x75; 32]);
     let bob_sid = p.bob.session_id();
     let (mut a, m1) =
-        UpgradeSession::initiate(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"1", b"").unwrap();
-    let m2 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"").unwrap();
-    let m3 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"").unwrap();
+        UpgradeSession::initiate(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"1", b"")
+            .unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"")
+        .unwrap();
+    let m3 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"")
+        .unwrap();
     assert_eq!(a.offers_sent(), 3);
     // Stored while offering, reloaded, still offering with the same material.
     let mut a = UpgradeSession::from_stored(&a.to_stored()).unwrap();
-    let m4 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"").unwrap();
+    let m4 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"")
+        .unwrap();
     let (mut b, t1) = offer_of(&p, &[&p.k1], &m1).accept(b"").unwrap();
     assert_eq!(t1, b"1");
     for (m, t) in [(&m2, b"2"), (&m3, b"3"), (&m4, b"4")] {
@@ -897,10 +913,18 @@ fn upgrade_offers_lost_and_reordered() {
         b"",
     )
     .unwrap();
-    let m2 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"").unwrap();
-    let m3 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"").unwrap();
-    let _lost = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"").unwrap();
-    let m5 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"5", b"").unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"")
+        .unwrap();
+    let m3 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"")
+        .unwrap();
+    let _lost = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"")
+        .unwrap();
+    let m5 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"5", b"")
+        .unwrap();
     // Bob first sees offer 3: it creates the session.
     let (mut b, t) = offer_of(&p, &[&p.k1], &m3).accept(b"").unwrap();
     assert_eq!(t, b"3");
@@ -926,12 +950,17 @@ fn upgrade_survives_bob_key_rotation_with_retained_keys() {
     )
     .unwrap();
     // Bob rotates to k2 (keeping k1); Alice fetches the new record.
-    let m2 = a.encrypt_offer(&mut rng, &p.alice, &p.k2.public_keys(), b"to k2", b"").unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k2.public_keys(), b"to k2", b"")
+        .unwrap();
     let held = [&p.k2, &p.k1];
     // The second offer arrives first: the anchor key k1 is retained.
     let (mut b, t) = offer_of(&p, &held, &m2).accept(b"").unwrap();
     assert_eq!(t, b"to k2");
-    assert_eq!(b.decrypt_offer(&offer_of(&p, &held, &m1), b"").unwrap(), b"to k1");
+    assert_eq!(
+        b.decrypt_offer(&offer_of(&p, &held, &m1), b"").unwrap(),
+        b"to k1"
+    );
     // Once k1 is dropped (after the retention), offers anchored to it fail.
     let err = upgrade::receive(&p.bob, &[&p.k2], &m2).unwrap_err();
     assert_eq!(err, UpgradeError::UnknownAnchorKey);
@@ -945,9 +974,18 @@ fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
     let p = upgrade_pair();
     let mut rng = ChaCha20Rng::from_seed([0x78; 32]);
     let bob_sid = p.bob.session_id();
-    let (mut a, m1) =
-        UpgradeSession::initiate(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"1", b"ad").unwrap();
-    let m2 = a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"ad").unwrap();
+    let (mut a, m1) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"1",
+        b"ad",
+    )
+    .unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"ad")
+        .unwrap();
     let (mut b, _) = offer_of(&p, &[&p.k1], &m1).accept(b"ad").unwrap();
     let (a0, b0) = (stored(&a), stored(&b));
 
@@ -970,13 +1008,26 @@ fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
         UpgradeError::Ratchet(RatchetError::AuthenticationFailed)
     );
     // An offer of another upgrade (Alice started over) is not a repeat.
-    let (_, other) =
-        UpgradeSession::initiate(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"x", b"ad").unwrap();
+    let (_, other) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"x",
+        b"ad",
+    )
+    .unwrap();
     let other = offer_of(&p, &[&p.k1], &other);
     assert_ne!(other.upgrade_id(), b.upgrade_id());
-    assert_eq!(b.decrypt_offer(&other, b"ad").unwrap_err(), UpgradeError::OfferMismatch);
+    assert_eq!(
+        b.decrypt_offer(&other, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
     // Alice cannot feed offers to herself; she only reads ratchet messages.
-    assert_eq!(a.decrypt_offer(&o2, b"ad").unwrap_err(), UpgradeError::OfferMismatch);
+    assert_eq!(
+        a.decrypt_offer(&o2, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
     assert_eq!(
         a.decrypt(&m2, b"ad").unwrap_err(),
         UpgradeError::Ratchet(RatchetError::HandshakeMismatch)
@@ -996,10 +1047,21 @@ fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
     // for another transcript; it never touches Alice's session with Bob.
     let carol = Identity::from_seed_bytes(&[0x79; 16]).unwrap();
     let alice_content = dm::receive(&p.bob, &[&p.k1], &m2).unwrap().content;
-    let replay = dm::encrypt_pfs(&mut rng, &carol, &bob_sid, &p.k1.public_keys(), &alice_content, None).unwrap();
+    let replay = dm::encrypt_pfs(
+        &mut rng,
+        &carol,
+        &bob_sid,
+        &p.k1.public_keys(),
+        &alice_content,
+        None,
+    )
+    .unwrap();
     let co = offer_of(&p, &[&p.k1], &replay);
     assert_eq!(co.sender(), &carol.session_id());
-    assert_eq!(b.decrypt_offer(&co, b"ad").unwrap_err(), UpgradeError::OfferMismatch);
+    assert_eq!(
+        b.decrypt_offer(&co, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
     assert_eq!(
         co.accept(b"ad").unwrap_err(),
         UpgradeError::Ratchet(RatchetError::UndecryptableHeader)
@@ -1015,34 +1077,60 @@ fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
     );
     for (c, e) in [
         (vectors::raw_offer(1, 100), UpgradeError::MalformedOffer),
-        (vectors::raw_offer(1, 128 + 107), UpgradeError::MalformedOffer),
-        (vectors::raw_offer(9, 400), UpgradeError::UnsupportedOfferVersion { version: 9 }),
+        (
+            vectors::raw_offer(1, 128 + 107),
+            UpgradeError::MalformedOffer,
+        ),
+        (
+            vectors::raw_offer(9, 400),
+            UpgradeError::UnsupportedOfferVersion { version: 9 },
+        ),
     ] {
-        let m = dm::encrypt_pfs(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), &c, None).unwrap();
+        let m =
+            dm::encrypt_pfs(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), &c, None).unwrap();
         assert_eq!(upgrade::receive(&p.bob, &[&p.k1], &m).unwrap_err(), e);
     }
     // Sender-side refusals change nothing either.
     assert_eq!(
-        UpgradeSession::initiate(&mut rng, &p.alice, &p.alice.session_id(), &p.k1.public_keys(), b"x", b"")
-            .unwrap_err(),
+        UpgradeSession::initiate(
+            &mut rng,
+            &p.alice,
+            &p.alice.session_id(),
+            &p.k1.public_keys(),
+            b"x",
+            b""
+        )
+        .unwrap_err(),
         UpgradeError::SelfUpgrade
     );
     assert_eq!(
-        a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), &vec![0; 76_000], b"ad")
-            .unwrap_err(),
+        a.encrypt_offer(
+            &mut rng,
+            &p.alice,
+            &p.k1.public_keys(),
+            &vec![0; 76_000],
+            b"ad"
+        )
+        .unwrap_err(),
         UpgradeError::PlaintextTooLong
     );
     assert_eq!(
-        a.encrypt_offer(&mut rng, &p.bob, &p.k1.public_keys(), b"x", b"ad").unwrap_err(),
+        a.encrypt_offer(&mut rng, &p.bob, &p.k1.public_keys(), b"x", b"ad")
+            .unwrap_err(),
         UpgradeError::WrongIdentity
     );
     let mut low = p.k1.public_keys();
     low.x25519 = session_ratchet::dh::X25519PublicKey::from_bytes([0; 32]);
     assert_eq!(
-        a.encrypt_offer(&mut rng, &p.alice, &low, b"x", b"ad").unwrap_err(),
+        a.encrypt_offer(&mut rng, &p.alice, &low, b"x", b"ad")
+            .unwrap_err(),
         UpgradeError::Dm(dm::DmError::InvalidRecipientKey)
     );
-    assert_eq!((stored(&a), stored(&b)), (a0, b0), "no failure changed a session");
+    assert_eq!(
+        (stored(&a), stored(&b)),
+        (a0, b0),
+        "no failure changed a session"
+    );
     // Both still work afterwards.
     assert_eq!(b.decrypt_offer(&o2, b"ad").unwrap(), b"2");
     // Corrupted stored forms are refused.
@@ -1056,7 +1144,9 @@ fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
     s[0] = 2;
     assert!(matches!(
         UpgradeSession::from_stored(&StoredUpgradeSession::from_bytes(&s)).unwrap_err(),
-        UpgradeError::Storage(session_ratchet::ratchet::StorageError::UnsupportedVersion(2))
+        UpgradeError::Storage(session_ratchet::ratchet::StorageError::UnsupportedVersion(
+            2
+        ))
     ));
 }
 
@@ -1082,7 +1172,8 @@ fn upgrade_fallback_decision() {
     assert_eq!(send_path(V2Only, Some(&a)), SendPath::V2);
     while a.offers_sent() < MAX_UNANSWERED_OFFERS {
         assert_eq!(send_path(Upgraded, Some(&a)), SendPath::Offer);
-        a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"n", b"").unwrap();
+        a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"n", b"")
+            .unwrap();
     }
     // No reply after 16 offers: back to plain v2, session kept.
     assert_eq!(send_path(Upgraded, Some(&a)), SendPath::V2);

@@ -209,7 +209,11 @@ pub struct StoredUpgradeSession(Vec<u8>);
 
 impl fmt::Debug for StoredUpgradeSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoredUpgradeSession({} bytes, <redacted>)", self.0.len())
+        write!(
+            f,
+            "StoredUpgradeSession({} bytes, <redacted>)",
+            self.0.len()
+        )
     }
 }
 
@@ -387,11 +391,7 @@ fn derive(
 }
 
 /// The offer content (spec §9.11.2).
-fn encode_offer(
-    material: &UpgradeMaterial,
-    anchor: &Anchor,
-    message: &[u8],
-) -> Zeroizing<Vec<u8>> {
+fn encode_offer(material: &UpgradeMaterial, anchor: &Anchor, message: &[u8]) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(OFFER_HEADER_LEN + message.len()));
     out.extend_from_slice(&OFFER_MAGIC);
     out.push(OFFER_VERSION);
@@ -597,7 +597,10 @@ impl ReceivedOffer {
     /// Creates the responder's session and decrypts the offer's message
     /// (spec §9.11.4). Call it only when no session with this sender and
     /// upgrade id exists. Nothing is kept if the message does not decrypt.
-    pub fn accept(&self, associated_data: &[u8]) -> Result<(UpgradeSession, Vec<u8>), UpgradeError> {
+    pub fn accept(
+        &self,
+        associated_data: &[u8],
+    ) -> Result<(UpgradeSession, Vec<u8>), UpgradeError> {
         let (session, plaintext) =
             Session::respond_from_seed(&self.seed, &self.message, associated_data)?;
         Ok((
@@ -710,7 +713,11 @@ impl UpgradeSession {
 
     /// Decrypts a ratchet message from the peer. For the initiator, the
     /// first one ends the offer phase. On any error the session is unchanged.
-    pub fn decrypt(&mut self, bytes: &[u8], associated_data: &[u8]) -> Result<Vec<u8>, UpgradeError> {
+    pub fn decrypt(
+        &mut self,
+        bytes: &[u8],
+        associated_data: &[u8],
+    ) -> Result<Vec<u8>, UpgradeError> {
         if bytes.get(1) != Some(&message_type::RATCHET_MESSAGE) {
             // Prekey messages belong to handshake sessions, never to upgrades.
             return Err(RatchetError::HandshakeMismatch.into());
@@ -765,7 +772,10 @@ impl UpgradeSession {
     /// The persistent form (spec §9.11.7).
     pub fn to_stored(&self) -> StoredUpgradeSession {
         let stored = self.session.to_stored();
-        let mut w = Writer::start(STORED_UPGRADE_TYPE, 2 + 33 + 32 + 1 + 132 + stored.as_bytes().len());
+        let mut w = Writer::start(
+            STORED_UPGRADE_TYPE,
+            2 + 33 + 32 + 1 + 132 + stored.as_bytes().len(),
+        );
         w.bytes(self.peer.as_bytes()).bytes(&self.upgrade_id);
         match &self.offer {
             None => {

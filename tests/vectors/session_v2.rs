@@ -460,6 +460,7 @@ pub fn raw_offer(version: u8, body_len: usize) -> Vec<u8> {
 }
 
 /// `ratchet-upgrade` and `ratchet-upgrade-error` vectors (spec §9.11).
+#[allow(clippy::type_complexity)]
 fn upgrade_vectors(v: &mut Vec<Value>) {
     let alice = Account::new(0x61, 1);
     let bob = Account::new(0x62, 1);
@@ -471,7 +472,11 @@ fn upgrade_vectors(v: &mut Vec<Value>) {
     let ad = b"conversation 7".to_vec();
     // (name, account seed per message, plaintexts)
     let scenarios: Vec<(&str, Vec<[u8; 32]>, Vec<&[u8]>)> = vec![
-        ("ratchet-upgrade-one-offer", vec![k1_seed], vec![b"hi Bob, moving to the ratchet"]),
+        (
+            "ratchet-upgrade-one-offer",
+            vec![k1_seed],
+            vec![b"hi Bob, moving to the ratchet"],
+        ),
         (
             "ratchet-upgrade-repeat-after-rotation",
             vec![k1_seed, k2_seed],
@@ -493,19 +498,33 @@ fn upgrade_vectors(v: &mut Vec<Value>) {
         let mut msgs = vec![first];
         for (s, pt) in seeds.iter().zip(&plaintexts).skip(1) {
             msgs.push(
-                a.encrypt_offer(&mut arng, &alice.identity, &key_of(s).public_keys(), pt, &ad)
-                    .unwrap(),
+                a.encrypt_offer(
+                    &mut arng,
+                    &alice.identity,
+                    &key_of(s).public_keys(),
+                    pt,
+                    &ad,
+                )
+                .unwrap(),
             );
         }
         // Bob holds his current key first, then the retained one.
-        let held: Vec<&account_keys::KeyPair> = if seeds.len() > 1 { vec![&k2, &k1] } else { vec![&k1] };
-        let Incoming::Offer(offer) = upgrade::receive(&bob.identity, &held, &msgs[0]).unwrap() else {
+        let held: Vec<&account_keys::KeyPair> = if seeds.len() > 1 {
+            vec![&k2, &k1]
+        } else {
+            vec![&k1]
+        };
+        let Incoming::Offer(offer) = upgrade::receive(&bob.identity, &held, &msgs[0]).unwrap()
+        else {
             panic!()
         };
         let seed = offer.hazmat_seed();
         let mut bob_session = None;
         for (m, pt) in msgs.iter().zip(&plaintexts) {
-            assert_eq!(bob_receive(&bob.identity, &held, m, &ad, &mut bob_session).unwrap(), *pt);
+            assert_eq!(
+                bob_receive(&bob.identity, &held, m, &ad, &mut bob_session).unwrap(),
+                *pt
+            );
         }
         let mut b = bob_session.unwrap();
         let reply_pt = b"hi Alice, upgraded".to_vec();
@@ -533,34 +552,101 @@ fn upgrade_vectors(v: &mut Vec<Value>) {
     }
 
     // Errors: what Bob's receive (then accept) reports.
-    let (_, good) = UpgradeSession::initiate(&mut rng(0x64), &alice.identity, &bob_sid, &k1.public_keys(), b"x", &ad).unwrap();
+    let (_, good) = UpgradeSession::initiate(
+        &mut rng(0x64),
+        &alice.identity,
+        &bob_sid,
+        &k1.public_keys(),
+        b"x",
+        &ad,
+    )
+    .unwrap();
     let mut tampered = good.clone();
     let l = tampered.len();
     tampered[l - 3] ^= 1;
-    let (mut a2, _) = UpgradeSession::initiate(&mut rng(0x65), &alice.identity, &bob_sid, &k1.public_keys(), b"x", &ad).unwrap();
-    let rotated = a2.encrypt_offer(&mut rng(0x66), &alice.identity, &k2.public_keys(), b"y", &ad).unwrap();
+    let (mut a2, _) = UpgradeSession::initiate(
+        &mut rng(0x65),
+        &alice.identity,
+        &bob_sid,
+        &k1.public_keys(),
+        b"x",
+        &ad,
+    )
+    .unwrap();
+    let rotated = a2
+        .encrypt_offer(
+            &mut rng(0x66),
+            &alice.identity,
+            &k2.public_keys(),
+            b"y",
+            &ad,
+        )
+        .unwrap();
     let craft = |content: &[u8], tag: u8| {
-        dm::encrypt_pfs(&mut rng(tag), &alice.identity, &bob_sid, &k1.public_keys(), content, None).unwrap()
+        dm::encrypt_pfs(
+            &mut rng(tag),
+            &alice.identity,
+            &bob_sid,
+            &k1.public_keys(),
+            content,
+            None,
+        )
+        .unwrap()
     };
     let cases: Vec<(&str, Vec<u8>, Vec<&account_keys::KeyPair>, &[u8])> = vec![
         ("ratchet-upgrade-tampered", tampered, vec![&k1], &ad),
-        ("ratchet-upgrade-wrong-associated-data", good.clone(), vec![&k1], b"another conversation"),
-        ("ratchet-upgrade-anchor-key-dropped", rotated, vec![&k2], &ad),
-        ("ratchet-upgrade-malformed", craft(&raw_offer(1, 40), 0x67), vec![&k1], &ad),
-        ("ratchet-upgrade-unknown-version", craft(&raw_offer(2, 300), 0x68), vec![&k1], &ad),
+        (
+            "ratchet-upgrade-wrong-associated-data",
+            good.clone(),
+            vec![&k1],
+            b"another conversation",
+        ),
+        (
+            "ratchet-upgrade-anchor-key-dropped",
+            rotated,
+            vec![&k2],
+            &ad,
+        ),
+        (
+            "ratchet-upgrade-malformed",
+            craft(&raw_offer(1, 40), 0x67),
+            vec![&k1],
+            &ad,
+        ),
+        (
+            "ratchet-upgrade-unknown-version",
+            craft(&raw_offer(2, 300), 0x68),
+            vec![&k1],
+            &ad,
+        ),
         (
             "ratchet-upgrade-non-pfs",
-            dm::encrypt_non_pfs(&mut rng(0x69), &alice.identity, &bob_sid, &raw_offer(1, 300), None).unwrap(),
+            dm::encrypt_non_pfs(
+                &mut rng(0x69),
+                &alice.identity,
+                &bob_sid,
+                &raw_offer(1, 300),
+                None,
+            )
+            .unwrap(),
             vec![&k1],
             &ad,
         ),
     ];
-    let seed_of = |k: &&account_keys::KeyPair| if k.x25519_public() == k1.x25519_public() { h(&k1_seed) } else { h(&k2_seed) };
+    let seed_of = |k: &&account_keys::KeyPair| {
+        if k.x25519_public() == k1.x25519_public() {
+            h(&k1_seed)
+        } else {
+            h(&k2_seed)
+        }
+    };
     for (name, msg, held, case_ad) in cases {
         let mut none = None;
         let err = bob_receive(&bob.identity, &held, &msg, case_ad, &mut none).unwrap_err();
-        v.push(json!({"name": name, "kind": "ratchet-upgrade-error", "recipient_seed": h(&bob.seed),
+        v.push(
+            json!({"name": name, "kind": "ratchet-upgrade-error", "recipient_seed": h(&bob.seed),
             "account_seeds_held": held.iter().map(seed_of).collect::<Vec<_>>(),
-            "associated_data": h(case_ad), "message": h(&msg), "error": class(&err)}));
+            "associated_data": h(case_ad), "message": h(&msg), "error": class(&err)}),
+        );
     }
 }
