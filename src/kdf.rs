@@ -33,6 +33,12 @@ pub(crate) mod label {
     pub(crate) const CHAIN_KEY: &[u8] = b"SessionRatchet/v1/chain-key";
     /// Associated-data prefix of stored-state encryption (spec §7.10).
     pub(crate) const STORED_STATE: &[u8] = b"SessionRatchet/v1/stored-state";
+    /// Hash of the Session v2 upgrade transcript (spec §9.11.3).
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    pub(crate) const UPGRADE_TRANSCRIPT: &[u8] = b"SessionRatchet/v1/upgrade-transcript";
+    /// HKDF `info` prefix of the Session v2 upgrade key derivation (spec §9.11.3).
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    pub(crate) const UPGRADE_KEYS: &[u8] = b"SessionRatchet/v1/upgrade-keys";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -48,6 +54,8 @@ pub(crate) mod label {
         MESSAGE_KEY,
         CHAIN_KEY,
         STORED_STATE,
+        UPGRADE_TRANSCRIPT,
+        UPGRADE_KEYS,
     ];
 }
 

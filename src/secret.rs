@@ -192,6 +192,11 @@ secret_bytes!(
     SymmetricKey,
     32
 );
+secret_bytes!(
+    /// The 32-byte initial material of a Session v2 → ratchet upgrade (spec §9.11).
+    UpgradeMaterial,
+    32
+);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,10 @@ use session_ratchet::session_v2::device_group::{
     is_kicked, merge_devices,
 };
 use session_ratchet::session_v2::identity::{Identity, SessionId};
+use session_ratchet::session_v2::upgrade::{
+    self, Incoming, MAX_UNANSWERED_OFFERS, PeerCapability, SendPath, StoredUpgradeSession,
+    UpgradeError, UpgradeSession, send_path,
+};
 use session_ratchet::session_v2::{bencode, dm, link, mnemonic, xeddsa};
 use std::collections::BTreeMap;
 use vectors::{Account, class};
@@ -139,6 +143,26 @@ fn vectors_verify_through_public_api() {
                 let account = identity(&v["account_seed"]);
                 let req = link::decrypt_link_request(&account, &hx(&v["message"])).unwrap();
                 assert_eq!(req.plaintext, hx(&v["plaintext"]));
+            }
+            "ratchet-upgrade" => check_upgrade_vector(v),
+            "ratchet-upgrade-error" => {
+                let bob = identity(&v["recipient_seed"]);
+                let keys: Vec<KeyPair> = v["account_seeds_held"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| account_key_pair(&AccountKeySeed::from_bytes(arr32(s))))
+                    .collect();
+                let held: Vec<&KeyPair> = keys.iter().collect();
+                let err = vectors::bob_receive(
+                    &bob,
+                    &held,
+                    &hx(&v["message"]),
+                    &hx(&v["associated_data"]),
+                    &mut None,
+                )
+                .unwrap_err();
+                assert_eq!(class(&err), v["error"].as_str().unwrap(), "{name}");
             }
             other => panic!("unknown vector kind {other}"),
         }
@@ -652,4 +676,511 @@ fn link_request_round_trip_and_errors() {
         link::sas(&link::encode_link_request(&[4; 32], &r2)).unwrap(),
         sas
     );
+}
+
+/// Replays a `ratchet-upgrade` vector: Alice's messages are reproduced from
+/// the RNG seed, Bob derives the published values and decrypts everything,
+/// Alice decrypts Bob's reply.
+fn check_upgrade_vector(v: &Value) {
+    let name = v["name"].as_str().unwrap();
+    let alice = identity(&v["sender_seed"]);
+    let bob = identity(&v["recipient_seed"]);
+    let ad = hx(&v["associated_data"]);
+    let held_keys: Vec<KeyPair> = v["account_seeds_held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| account_key_pair(&AccountKeySeed::from_bytes(arr32(s))))
+        .collect();
+    let held: Vec<&KeyPair> = held_keys.iter().collect();
+    let msgs = v["messages"].as_array().unwrap();
+    let mut rng = ChaCha20Rng::from_seed(arr32(&v["rng_seed"]));
+    let mut a: Option<UpgradeSession> = None;
+    for m in msgs {
+        let keys = account_key_pair(&AccountKeySeed::from_bytes(arr32(&m["account_seed"])));
+        let pt = hx(&m["plaintext"]);
+        let out = match &mut a {
+            None => {
+                let (s, out) = UpgradeSession::initiate(
+                    &mut rng,
+                    &alice,
+                    &bob.session_id(),
+                    &keys.public_keys(),
+                    &pt,
+                    &ad,
+                )
+                .unwrap();
+                a = Some(s);
+                out
+            }
+            Some(s) => s
+                .encrypt_offer(&mut rng, &alice, &keys.public_keys(), &pt, &ad)
+                .unwrap(),
+        };
+        assert_eq!(out, hx(&m["message"]), "{name}: message reproduced");
+    }
+    let Incoming::Offer(offer) = upgrade::receive(&bob, &held, &hx(&msgs[0]["message"])).unwrap()
+    else {
+        panic!("{name}: not an offer")
+    };
+    assert_eq!(offer.transcript_hash().to_vec(), hx(&v["transcript_hash"]));
+    assert_eq!(offer.upgrade_id().to_vec(), hx(&v["upgrade_id"]));
+    let seed = offer.hazmat_seed();
+    assert_eq!(seed.root_key().hazmat_bytes().to_vec(), hx(&v["root_key"]));
+    assert_eq!(
+        seed.responder_header_key().hazmat_bytes().to_vec(),
+        hx(&v["responder_header_key"])
+    );
+    let mut b = None;
+    for m in msgs {
+        let got = vectors::bob_receive(&bob, &held, &hx(&m["message"]), &ad, &mut b).unwrap();
+        assert_eq!(got, hx(&m["plaintext"]), "{name}");
+    }
+    let b = b.unwrap();
+    assert_eq!(
+        b.session().remote_identity().to_bytes().to_vec(),
+        hx(&v["initiator_identity"])
+    );
+    let mut a = a.unwrap();
+    assert_eq!(
+        a.decrypt(&hx(&v["reply"]), &ad).unwrap(),
+        hx(&v["reply_plaintext"])
+    );
+    assert!(!a.is_offering());
+}
+
+struct UpgradePair {
+    alice: Identity,
+    bob: Identity,
+    k1: KeyPair,
+    k2: KeyPair,
+}
+
+fn upgrade_pair() -> UpgradePair {
+    UpgradePair {
+        alice: Identity::from_seed_bytes(&[0x71; 16]).unwrap(),
+        bob: Identity::from_seed_bytes(&[0x72; 16]).unwrap(),
+        k1: account_key_pair(&AccountKeySeed::from_bytes([0x73; 32])),
+        k2: account_key_pair(&AccountKeySeed::from_bytes([0x74; 32])),
+    }
+}
+
+fn offer_of(p: &UpgradePair, keys: &[&KeyPair], msg: &[u8]) -> Box<upgrade::ReceivedOffer> {
+    match upgrade::receive(&p.bob, keys, msg).unwrap() {
+        Incoming::Offer(o) => o,
+        Incoming::Dm(_) => panic!("not an offer"),
+    }
+}
+
+fn stored(s: &UpgradeSession) -> Vec<u8> {
+    s.to_stored().as_bytes().to_vec()
+}
+
+#[test]
+fn upgrade_round_trip_between_two_accounts() {
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x70; 32]);
+    let bob_sid = p.bob.session_id();
+    let (mut a, first) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"hello",
+        b"ad",
+    )
+    .unwrap();
+    assert!(a.is_offering());
+    assert_eq!(a.offers_sent(), 1);
+    assert_eq!(first.len() % 256, 0);
+    assert_eq!(&first[..2], &dm::V2_PREFIX);
+    // The encrypt path is refused while offering.
+    assert_eq!(
+        a.encrypt(&mut rng, b"x", b"ad").unwrap_err(),
+        UpgradeError::OfferPending
+    );
+    let offer = offer_of(&p, &[&p.k1], &first);
+    assert_eq!(offer.sender(), &p.alice.session_id());
+    assert_eq!(offer.upgrade_id(), a.upgrade_id());
+    assert_eq!(offer.sender_ed25519(), p.alice.ed25519_public());
+    let (mut b, text) = offer.accept(b"ad").unwrap();
+    assert_eq!(text, b"hello");
+    // Identities: each account's Ed25519 key and Session-ID X25519 key.
+    let bs = b.session();
+    assert_eq!(bs.remote_identity(), a.session().local_identity());
+    assert_eq!(bs.local_identity(), a.session().remote_identity());
+    assert_eq!(
+        bs.remote_identity().signing_key().to_bytes(),
+        *p.alice.ed25519_public()
+    );
+    assert_eq!(
+        bs.remote_identity().dh_key(),
+        &p.alice.session_id().x25519()
+    );
+    assert_eq!(
+        Some(bs.local_identity().signing_key().to_bytes()),
+        xeddsa::positive_ed25519_from_x25519(&bob_sid.x25519())
+    );
+    assert_eq!(bs.transcript_hash(), a.session().transcript_hash());
+    assert_eq!(
+        b.encrypt_offer(&mut rng, &p.bob, &p.k1.public_keys(), b"x", b"ad")
+            .unwrap_err(),
+        UpgradeError::NotOffering
+    );
+    for i in 0..6u8 {
+        let r = b.encrypt(&mut rng, &[i; 40], b"ad").unwrap();
+        assert_eq!(&r[..2], &[0x01, 0x04]);
+        assert_eq!(a.decrypt(&r, b"ad").unwrap(), vec![i; 40]);
+        assert!(!a.is_offering());
+        assert_eq!(
+            send_path(PeerCapability::Unknown, Some(&a)),
+            SendPath::Ratchet
+        );
+        let m = a.encrypt(&mut rng, &[i; 20], b"ad").unwrap();
+        assert_eq!(b.decrypt(&m, b"ad").unwrap(), vec![i; 20]);
+    }
+    // Plain v2 messages keep working next to the ratchet.
+    let plain = dm::encrypt_pfs(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"v2",
+        None,
+    )
+    .unwrap();
+    match upgrade::receive(&p.bob, &[&p.k1], &plain).unwrap() {
+        Incoming::Dm(d) => assert_eq!(d.content, b"v2"),
+        Incoming::Offer(_) => panic!("plain DM taken for an offer"),
+    }
+    // Stored forms round-trip.
+    for s in [&a, &b] {
+        let back = UpgradeSession::from_stored(&s.to_stored()).unwrap();
+        assert_eq!(stored(&back), stored(s));
+    }
+}
+
+#[test]
+fn upgrade_repeats_before_the_first_reply_are_recognised() {
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x75; 32]);
+    let bob_sid = p.bob.session_id();
+    let (mut a, m1) =
+        UpgradeSession::initiate(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), b"1", b"")
+            .unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"")
+        .unwrap();
+    let m3 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"")
+        .unwrap();
+    assert_eq!(a.offers_sent(), 3);
+    // Stored while offering, reloaded, still offering with the same material.
+    let mut a = UpgradeSession::from_stored(&a.to_stored()).unwrap();
+    let m4 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"")
+        .unwrap();
+    let (mut b, t1) = offer_of(&p, &[&p.k1], &m1).accept(b"").unwrap();
+    assert_eq!(t1, b"1");
+    for (m, t) in [(&m2, b"2"), (&m3, b"3"), (&m4, b"4")] {
+        let o = offer_of(&p, &[&p.k1], m);
+        assert_eq!(o.upgrade_id(), b.upgrade_id(), "same upgrade");
+        assert_eq!(b.decrypt_offer(&o, b"").unwrap(), t);
+    }
+    // A replayed offer is a duplicate and changes nothing.
+    let before = stored(&b);
+    let o = offer_of(&p, &[&p.k1], &m2);
+    assert_eq!(
+        b.decrypt_offer(&o, b"").unwrap_err(),
+        UpgradeError::Ratchet(session_ratchet::ratchet::RatchetError::DuplicateMessage)
+    );
+    assert_eq!(stored(&b), before);
+    let r = b.encrypt(&mut rng, b"reply", b"").unwrap();
+    assert_eq!(a.decrypt(&r, b"").unwrap(), b"reply");
+    assert_eq!(a.offers_sent(), 0);
+}
+
+#[test]
+fn upgrade_offers_lost_and_reordered() {
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x76; 32]);
+    let (mut a, m1) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &p.bob.session_id(),
+        &p.k1.public_keys(),
+        b"1",
+        b"",
+    )
+    .unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"")
+        .unwrap();
+    let m3 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"3", b"")
+        .unwrap();
+    let _lost = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"4", b"")
+        .unwrap();
+    let m5 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"5", b"")
+        .unwrap();
+    // Bob first sees offer 3: it creates the session.
+    let (mut b, t) = offer_of(&p, &[&p.k1], &m3).accept(b"").unwrap();
+    assert_eq!(t, b"3");
+    // Then 1 (late), 5 (skipping the lost 4), 2 (late).
+    for (m, t) in [(&m1, b"1"), (&m5, b"5"), (&m2, b"2")] {
+        assert_eq!(b.decrypt_offer(&offer_of(&p, &[&p.k1], m), b"").unwrap(), t);
+    }
+    let r = b.encrypt(&mut rng, b"r", b"").unwrap();
+    assert_eq!(a.decrypt(&r, b"").unwrap(), b"r");
+}
+
+#[test]
+fn upgrade_survives_bob_key_rotation_with_retained_keys() {
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x77; 32]);
+    let (mut a, m1) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &p.bob.session_id(),
+        &p.k1.public_keys(),
+        b"to k1",
+        b"",
+    )
+    .unwrap();
+    // Bob rotates to k2 (keeping k1); Alice fetches the new record.
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k2.public_keys(), b"to k2", b"")
+        .unwrap();
+    let held = [&p.k2, &p.k1];
+    // The second offer arrives first: the anchor key k1 is retained.
+    let (mut b, t) = offer_of(&p, &held, &m2).accept(b"").unwrap();
+    assert_eq!(t, b"to k2");
+    assert_eq!(
+        b.decrypt_offer(&offer_of(&p, &held, &m1), b"").unwrap(),
+        b"to k1"
+    );
+    // Once k1 is dropped (after the retention), offers anchored to it fail.
+    let err = upgrade::receive(&p.bob, &[&p.k2], &m2).unwrap_err();
+    assert_eq!(err, UpgradeError::UnknownAnchorKey);
+    let r = b.encrypt(&mut rng, b"r", b"").unwrap();
+    assert_eq!(a.decrypt(&r, b"").unwrap(), b"r");
+}
+
+#[test]
+fn upgrade_failures_change_nothing_and_forgeries_are_rejected() {
+    use session_ratchet::ratchet::RatchetError;
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x78; 32]);
+    let bob_sid = p.bob.session_id();
+    let (mut a, m1) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"1",
+        b"ad",
+    )
+    .unwrap();
+    let m2 = a
+        .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"ad")
+        .unwrap();
+    let (mut b, _) = offer_of(&p, &[&p.k1], &m1).accept(b"ad").unwrap();
+    let (a0, b0) = (stored(&a), stored(&b));
+
+    // Tampered v2 message: the transport rejects it.
+    let mut t = m2.clone();
+    let l = t.len();
+    t[l - 1] ^= 0x80;
+    assert_eq!(
+        upgrade::receive(&p.bob, &[&p.k1], &t).unwrap_err(),
+        UpgradeError::Dm(dm::DmError::DecryptFailed)
+    );
+    // Wrong associated data: the repeat does not decrypt, nothing changes.
+    let o2 = offer_of(&p, &[&p.k1], &m2);
+    assert_eq!(
+        b.decrypt_offer(&o2, b"other").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::AuthenticationFailed)
+    );
+    assert_eq!(
+        offer_of(&p, &[&p.k1], &m1).accept(b"other").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::AuthenticationFailed)
+    );
+    // An offer of another upgrade (Alice started over) is not a repeat.
+    let (_, other) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &bob_sid,
+        &p.k1.public_keys(),
+        b"x",
+        b"ad",
+    )
+    .unwrap();
+    let other = offer_of(&p, &[&p.k1], &other);
+    assert_ne!(other.upgrade_id(), b.upgrade_id());
+    assert_eq!(
+        b.decrypt_offer(&other, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
+    // Alice cannot feed offers to herself; she only reads ratchet messages.
+    assert_eq!(
+        a.decrypt_offer(&o2, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
+    assert_eq!(
+        a.decrypt(&m2, b"ad").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::HandshakeMismatch)
+    );
+    // A forged ratchet message (random bytes with the right type).
+    let mut forged = vec![0x01, 0x04];
+    forged.extend_from_slice(&[0x5a; 200]);
+    assert_eq!(
+        a.decrypt(&forged, b"ad").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::UndecryptableHeader)
+    );
+    assert_eq!(
+        b.decrypt(&forged, b"ad").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::UndecryptableHeader)
+    );
+    // Carol re-sends Alice's content under her own name: it is Carol's offer,
+    // for another transcript; it never touches Alice's session with Bob.
+    let carol = Identity::from_seed_bytes(&[0x79; 16]).unwrap();
+    let alice_content = dm::receive(&p.bob, &[&p.k1], &m2).unwrap().content;
+    let replay = dm::encrypt_pfs(
+        &mut rng,
+        &carol,
+        &bob_sid,
+        &p.k1.public_keys(),
+        &alice_content,
+        None,
+    )
+    .unwrap();
+    let co = offer_of(&p, &[&p.k1], &replay);
+    assert_eq!(co.sender(), &carol.session_id());
+    assert_eq!(
+        b.decrypt_offer(&co, b"ad").unwrap_err(),
+        UpgradeError::OfferMismatch
+    );
+    assert_eq!(
+        co.accept(b"ad").unwrap_err(),
+        UpgradeError::Ratchet(RatchetError::UndecryptableHeader)
+    );
+    // Offers that do not use PFS, are malformed, or of an unknown version.
+    let mut content = upgrade::OFFER_MAGIC.to_vec();
+    content.push(upgrade::OFFER_VERSION);
+    content.extend_from_slice(&alice_content[6..]);
+    let non_pfs = dm::encrypt_non_pfs(&mut rng, &p.alice, &bob_sid, &content, None).unwrap();
+    assert_eq!(
+        upgrade::receive(&p.bob, &[&p.k1], &non_pfs).unwrap_err(),
+        UpgradeError::OfferWithoutPfs
+    );
+    for (c, e) in [
+        (vectors::raw_offer(1, 100), UpgradeError::MalformedOffer),
+        (
+            vectors::raw_offer(1, 128 + 107),
+            UpgradeError::MalformedOffer,
+        ),
+        (
+            vectors::raw_offer(9, 400),
+            UpgradeError::UnsupportedOfferVersion { version: 9 },
+        ),
+    ] {
+        let m =
+            dm::encrypt_pfs(&mut rng, &p.alice, &bob_sid, &p.k1.public_keys(), &c, None).unwrap();
+        assert_eq!(upgrade::receive(&p.bob, &[&p.k1], &m).unwrap_err(), e);
+    }
+    // Sender-side refusals change nothing either.
+    assert_eq!(
+        UpgradeSession::initiate(
+            &mut rng,
+            &p.alice,
+            &p.alice.session_id(),
+            &p.k1.public_keys(),
+            b"x",
+            b""
+        )
+        .unwrap_err(),
+        UpgradeError::SelfUpgrade
+    );
+    assert_eq!(
+        a.encrypt_offer(
+            &mut rng,
+            &p.alice,
+            &p.k1.public_keys(),
+            &vec![0; 76_000],
+            b"ad"
+        )
+        .unwrap_err(),
+        UpgradeError::PlaintextTooLong
+    );
+    assert_eq!(
+        a.encrypt_offer(&mut rng, &p.bob, &p.k1.public_keys(), b"x", b"ad")
+            .unwrap_err(),
+        UpgradeError::WrongIdentity
+    );
+    let mut low = p.k1.public_keys();
+    low.x25519 = session_ratchet::dh::X25519PublicKey::from_bytes([0; 32]);
+    assert_eq!(
+        a.encrypt_offer(&mut rng, &p.alice, &low, b"x", b"ad")
+            .unwrap_err(),
+        UpgradeError::Dm(dm::DmError::InvalidRecipientKey)
+    );
+    assert_eq!(
+        (stored(&a), stored(&b)),
+        (a0, b0),
+        "no failure changed a session"
+    );
+    // Both still work afterwards.
+    assert_eq!(b.decrypt_offer(&o2, b"ad").unwrap(), b"2");
+    // Corrupted stored forms are refused.
+    let mut s = stored(&a);
+    s[2 + 33 + 32] = 7; // the offer flag
+    assert_eq!(
+        UpgradeSession::from_stored(&StoredUpgradeSession::from_bytes(&s)).unwrap_err(),
+        UpgradeError::Storage(session_ratchet::ratchet::StorageError::Corrupted)
+    );
+    let mut s = stored(&a);
+    s[0] = 2;
+    assert!(matches!(
+        UpgradeSession::from_stored(&StoredUpgradeSession::from_bytes(&s)).unwrap_err(),
+        UpgradeError::Storage(session_ratchet::ratchet::StorageError::UnsupportedVersion(
+            2
+        ))
+    ));
+}
+
+#[test]
+fn upgrade_fallback_decision() {
+    let p = upgrade_pair();
+    let mut rng = ChaCha20Rng::from_seed([0x7a; 32]);
+    use PeerCapability::*;
+    assert_eq!(send_path(Unknown, None), SendPath::V2);
+    assert_eq!(send_path(V2Only, None), SendPath::V2);
+    assert_eq!(send_path(Upgraded, None), SendPath::StartUpgrade);
+    let (mut a, m1) = UpgradeSession::initiate(
+        &mut rng,
+        &p.alice,
+        &p.bob.session_id(),
+        &p.k1.public_keys(),
+        b"1",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(send_path(Upgraded, Some(&a)), SendPath::Offer);
+    assert_eq!(send_path(Unknown, Some(&a)), SendPath::Offer);
+    assert_eq!(send_path(V2Only, Some(&a)), SendPath::V2);
+    while a.offers_sent() < MAX_UNANSWERED_OFFERS {
+        assert_eq!(send_path(Upgraded, Some(&a)), SendPath::Offer);
+        a.encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"n", b"")
+            .unwrap();
+    }
+    // No reply after 16 offers: back to plain v2, session kept.
+    assert_eq!(send_path(Upgraded, Some(&a)), SendPath::V2);
+    // A late reply still moves the conversation to the ratchet.
+    let (mut b, _) = offer_of(&p, &[&p.k1], &m1).accept(b"").unwrap();
+    let r = b.encrypt(&mut rng, b"late", b"").unwrap();
+    assert_eq!(a.decrypt(&r, b"").unwrap(), b"late");
+    assert_eq!(send_path(V2Only, Some(&a)), SendPath::Ratchet);
+    assert_eq!(send_path(Unknown, Some(&b)), SendPath::Ratchet);
 }

@@ -151,6 +151,34 @@ pub struct SessionSeed {
 }
 
 impl SessionSeed {
+    /// A seed from explicit parts, for key schedules other than the handshake
+    /// that start the same ratchet (the Session v2 upgrade, spec §9.11).
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    pub(crate) fn from_parts(
+        role: Role,
+        root_key: RootKey,
+        initiator_chain_key: ChainKey,
+        initiator_header_key: HeaderKey,
+        responder_header_key: HeaderKey,
+        transcript_hash: [u8; 32],
+        local: DevicePublicIdentity,
+        remote: DevicePublicIdentity,
+        base_key: X25519PublicKey,
+    ) -> Self {
+        Self {
+            role,
+            root_key,
+            initiator_chain_key,
+            initiator_header_key,
+            responder_header_key,
+            transcript_hash,
+            local,
+            remote,
+            base_key,
+        }
+    }
+
     /// Which side this is.
     pub fn role(&self) -> Role {
         self.role

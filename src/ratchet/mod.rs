@@ -282,10 +282,23 @@ impl Session {
         bundle: &VerifiedBundle,
     ) -> Result<Self, RatchetError> {
         let (seed, header) = handshake::initiate(rng, identity, bundle)?;
+        Ok(Self::initiate_from_seed(rng, &seed, Some(header)))
+    }
+
+    /// The initiator's state from a seed (spec §7.2): draws the first ratchet
+    /// key. `pending_header` is the handshake header attached to every
+    /// message until the first reply; `None` when the seed was delivered by
+    /// other means (the Session v2 upgrade, spec §9.11), so messages are
+    /// plain ratchet messages from the start.
+    pub(crate) fn initiate_from_seed<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        seed: &SessionSeed,
+        pending_header: Option<HandshakeHeader>,
+    ) -> Self {
         let (rk, nhk_next) = keys::init(seed.root_key(), seed.transcript_hash());
         let dh_self = X25519Secret::random(rng);
         let dh_self_pub = dh_self.public_key();
-        Ok(Self {
+        Self {
             role: Role::Initiator,
             th: *seed.transcript_hash(),
             local: *seed.local_identity(),
@@ -307,11 +320,11 @@ impl Session {
             nhk_recv: seed.responder_header_key().duplicate(),
             old: VecDeque::new(),
             pq: PqState::new(),
-            pending_header: Some(header),
+            pending_header,
             padding: PaddingPolicy::DEFAULT,
             #[cfg(feature = "hazmat-test-vectors")]
             trace: None,
-        })
+        }
     }
 
     /// Creates the responder's session from the initiator's first message and
@@ -333,6 +346,21 @@ impl Session {
         let plaintext =
             session.decrypt_ratchet(msg.payload(), associated_data, Some(msg.header()))?;
         pending.commit(store)?;
+        Ok((session, plaintext))
+    }
+
+    /// The responder's session from a seed delivered outside a prekey message
+    /// (the Session v2 upgrade, spec §9.11) and the initiator's first ratchet
+    /// message `payload` (a plain ratchet message, no handshake wrapper).
+    /// Returns the session only if the message decrypts (spec §7.2).
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    pub(crate) fn respond_from_seed(
+        seed: &SessionSeed,
+        payload: &[u8],
+        associated_data: &[u8],
+    ) -> Result<(Self, Vec<u8>), RatchetError> {
+        let mut session = Self::responder_from_seed(seed, payload)?;
+        let plaintext = session.decrypt_ratchet(payload, associated_data, None)?;
         Ok((session, plaintext))
     }
 

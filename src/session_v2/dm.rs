@@ -30,7 +30,7 @@ use super::primitives::{
 };
 use crate::dh::X25519PublicKey;
 use crate::kem::{MLKEM_CIPHERTEXT_LEN, MlKemCiphertext, encapsulate_deterministic};
-use crate::secret::{SharedSecret, X25519Secret};
+use crate::secret::{SharedSecret, SymmetricKey, X25519Secret};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
@@ -194,6 +194,60 @@ pub fn encrypt_pfs<R: CryptoRng + ?Sized>(
     pro: Option<&Identity>,
 ) -> Result<Vec<u8>, DmError> {
     check_content_len(content.len(), pro.is_some())?;
+    draft_pfs(rng, recipient, keys)?.seal(sender, recipient, content, pro)
+}
+
+/// A PFS + PQ message whose randomness is drawn and keys derived, but whose
+/// content is not sealed yet: its public KEM values (`E`, `ct`) are known
+/// before the content is chosen (the upgrade path binds them, spec §9.11).
+pub(crate) struct PfsDraft {
+    ki: [u8; 2],
+    big_e: X25519PublicKey,
+    ct: MlKemCiphertext,
+    key: SymmetricKey,
+    nonce: [u8; 24],
+}
+
+impl PfsDraft {
+    /// The ephemeral X25519 public key `E`.
+    pub(crate) fn ephemeral(&self) -> &X25519PublicKey {
+        &self.big_e
+    }
+
+    /// The ML-KEM-768 ciphertext `ct`.
+    pub(crate) fn ciphertext(&self) -> &MlKemCiphertext {
+        &self.ct
+    }
+
+    /// Seals `content` (steps 6 and 7 of §9.8 sending).
+    pub(crate) fn seal(
+        self,
+        sender: &Identity,
+        recipient: &SessionId,
+        content: &[u8],
+        pro: Option<&Identity>,
+    ) -> Result<Vec<u8>, DmError> {
+        check_content_len(content.len(), pro.is_some())?;
+        seal(
+            &self.ki,
+            &self.big_e,
+            self.ct.as_bytes(),
+            self.key.expose(),
+            &self.nonce,
+            sender,
+            recipient,
+            content,
+            pro,
+        )
+    }
+}
+
+/// Steps 1–5 of §9.8 PFS sending: draws `e` (32) then `m` (32).
+pub(crate) fn draft_pfs<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    recipient: &SessionId,
+    keys: &PublicKeys,
+) -> Result<PfsDraft, DmError> {
     let e = X25519Secret::random(rng);
     let big_e = e.public_key();
     let s = recipient.x25519();
@@ -208,18 +262,14 @@ pub fn encrypt_pfs<R: CryptoRng + ?Sized>(
     let ss_x = e
         .diffie_hellman(&keys.x25519)
         .ok_or(DmError::InvalidRecipientKey)?;
-    let (key, nonce) = pfs_key_nonce(&ss_m, &ss_x, &big_e, &keys.x25519);
-    seal(
-        &ki,
-        &big_e,
-        ct.as_bytes(),
-        &key,
-        &nonce,
-        sender,
-        recipient,
-        content,
-        pro,
-    )
+    let (mut key, nonce) = pfs_key_nonce(&ss_m, &ss_x, &big_e, &keys.x25519);
+    Ok(PfsDraft {
+        ki,
+        big_e,
+        ct,
+        key: SymmetricKey::from_mut_array(&mut key),
+        nonce,
+    })
 }
 
 /// Encrypts `content` with the non-PFS fallback (recipient has no usable

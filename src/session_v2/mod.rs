@@ -11,6 +11,7 @@
 //! | [`dm`] | v2 direct messages (PFS + PQ) and the non-PFS fallback | §9.8 |
 //! | [`device_group`] | device records, merge rules, the namespace-21 group message | §9.9 |
 //! | [`link`] | device link requests and the emoji short authentication string | §9.10 |
+//! | [`upgrade`] | moving a v2 conversation to the hybrid double ratchet (upgrade offers, fallback rule) | §9.11 |
 //!
 //! Every format constant (personalisation strings, domain prefixes, sizes) is
 //! an external format constant of Session: it is a named `const` in the module
@@ -28,4 +29,5 @@ pub mod identity;
 pub mod link;
 pub mod mnemonic;
 pub(crate) mod primitives;
+pub mod upgrade;
 pub mod xeddsa;

@@ -22,6 +22,7 @@ use session_ratchet::session_v2::device_group::{
     AccountKeyEntry, DeviceEntry, DeviceRecord, GroupPayload, encode_version, encrypt_group,
 };
 use session_ratchet::session_v2::identity::{Identity, SessionId};
+use session_ratchet::session_v2::upgrade::{self, Incoming, UpgradeSession};
 use session_ratchet::session_v2::{bencode, dm, link, mnemonic, xeddsa};
 use std::collections::BTreeMap;
 
@@ -411,6 +412,8 @@ pub fn vectors() -> Value {
         "message": h(&msg), "sas_indices": sas.indices.to_vec(),
         "sas_emoji": sas.short().unwrap().iter().map(|(e, _)| *e).collect::<Vec<_>>()}));
 
+    upgrade_vectors(&mut v);
+
     json!({
         "layer": "session-v2",
         "description": "Session identity and Session Protocol v2 formats (spec/09-session-v2.md). Hex fields; \
@@ -424,4 +427,226 @@ pub fn vectors() -> Value {
         },
         "vectors": v,
     })
+}
+
+/// Bob's side of an upgrade: receive `msg` and accept it (first) or decrypt it
+/// as a repeat with `session`.
+pub fn bob_receive(
+    bob: &Identity,
+    keys: &[&account_keys::KeyPair],
+    msg: &[u8],
+    ad: &[u8],
+    session: &mut Option<UpgradeSession>,
+) -> Result<Vec<u8>, upgrade::UpgradeError> {
+    let Incoming::Offer(offer) = upgrade::receive(bob, keys, msg)? else {
+        panic!("not an offer")
+    };
+    match session {
+        Some(s) => s.decrypt_offer(&offer, ad),
+        None => {
+            let (s, pt) = offer.accept(ad)?;
+            *session = Some(s);
+            Ok(pt)
+        }
+    }
+}
+
+/// An offer content built by hand (for malformed-offer vectors).
+pub fn raw_offer(version: u8, body_len: usize) -> Vec<u8> {
+    let mut c = upgrade::OFFER_MAGIC.to_vec();
+    c.push(version);
+    c.extend(std::iter::repeat_n(0x11u8, body_len));
+    c
+}
+
+/// `ratchet-upgrade` and `ratchet-upgrade-error` vectors (spec §9.11).
+#[allow(clippy::type_complexity)]
+fn upgrade_vectors(v: &mut Vec<Value>) {
+    let alice = Account::new(0x61, 1);
+    let bob = Account::new(0x62, 1);
+    let bob_sid = bob.identity.session_id();
+    let k1_seed = bob.account_seed;
+    let k2_seed = [0xa2u8; 32];
+    let k1 = account_key_pair(&AccountKeySeed::from_bytes(k1_seed));
+    let k2 = account_key_pair(&AccountKeySeed::from_bytes(k2_seed));
+    let ad = b"conversation 7".to_vec();
+    // (name, account seed per message, plaintexts)
+    let scenarios: Vec<(&str, Vec<[u8; 32]>, Vec<&[u8]>)> = vec![
+        (
+            "ratchet-upgrade-one-offer",
+            vec![k1_seed],
+            vec![b"hi Bob, moving to the ratchet"],
+        ),
+        (
+            "ratchet-upgrade-repeat-after-rotation",
+            vec![k1_seed, k2_seed],
+            vec![b"first offer", b"second offer, after Bob rotated"],
+        ),
+    ];
+    for (name, seeds, plaintexts) in scenarios {
+        let mut arng = rng(0x60);
+        let key_of = |s: &[u8; 32]| if *s == k1_seed { &k1 } else { &k2 };
+        let (mut a, first) = UpgradeSession::initiate(
+            &mut arng,
+            &alice.identity,
+            &bob_sid,
+            &key_of(&seeds[0]).public_keys(),
+            plaintexts[0],
+            &ad,
+        )
+        .unwrap();
+        let mut msgs = vec![first];
+        for (s, pt) in seeds.iter().zip(&plaintexts).skip(1) {
+            msgs.push(
+                a.encrypt_offer(
+                    &mut arng,
+                    &alice.identity,
+                    &key_of(s).public_keys(),
+                    pt,
+                    &ad,
+                )
+                .unwrap(),
+            );
+        }
+        // Bob holds his current key first, then the retained one.
+        let held: Vec<&account_keys::KeyPair> = if seeds.len() > 1 {
+            vec![&k2, &k1]
+        } else {
+            vec![&k1]
+        };
+        let Incoming::Offer(offer) = upgrade::receive(&bob.identity, &held, &msgs[0]).unwrap()
+        else {
+            panic!()
+        };
+        let seed = offer.hazmat_seed();
+        let mut bob_session = None;
+        for (m, pt) in msgs.iter().zip(&plaintexts) {
+            assert_eq!(
+                bob_receive(&bob.identity, &held, m, &ad, &mut bob_session).unwrap(),
+                *pt
+            );
+        }
+        let mut b = bob_session.unwrap();
+        let reply_pt = b"hi Alice, upgraded".to_vec();
+        let reply = b.encrypt(&mut rng(0x63), &reply_pt, &ad).unwrap();
+        assert_eq!(a.decrypt(&reply, &ad).unwrap(), reply_pt);
+        // The offer content as Bob decrypted it (the first message).
+        let content = dm::receive(&bob.identity, &held, &msgs[0]).unwrap().content;
+        v.push(json!({"name": name, "kind": "ratchet-upgrade",
+            "sender_seed": h(&alice.seed), "recipient_seed": h(&bob.seed),
+            "account_seeds_held": if seeds.len() > 1 { vec![h(&k2_seed), h(&k1_seed)] } else { vec![h(&k1_seed)] },
+            "rng_seed": h(&[0x60; 32]), "associated_data": h(&ad),
+            "messages": msgs.iter().zip(&seeds).zip(&plaintexts).map(|((m, s), pt)| json!({
+                "account_seed": h(s), "plaintext": h(pt), "message": h(m)})).collect::<Vec<_>>(),
+            "first_content": h(&content),
+            "material": h(&content[6..38]), "anchor_x25519": h(&content[38..70]),
+            "anchor_ephemeral": h(&content[70..102]), "anchor_ct_hash": h(&content[102..134]),
+            "transcript_hash": h(offer.transcript_hash()), "upgrade_id": h(offer.upgrade_id()),
+            "root_key": h(seed.root_key().hazmat_bytes()),
+            "initiator_chain_key": h(seed.initiator_chain_key().hazmat_bytes()),
+            "initiator_header_key": h(seed.initiator_header_key().hazmat_bytes()),
+            "responder_header_key": h(seed.responder_header_key().hazmat_bytes()),
+            "initiator_identity": h(&b.session().remote_identity().to_bytes()),
+            "responder_identity": h(&b.session().local_identity().to_bytes()),
+            "reply_rng_seed": h(&[0x63; 32]), "reply_plaintext": h(&reply_pt), "reply": h(&reply)}));
+    }
+
+    // Errors: what Bob's receive (then accept) reports.
+    let (_, good) = UpgradeSession::initiate(
+        &mut rng(0x64),
+        &alice.identity,
+        &bob_sid,
+        &k1.public_keys(),
+        b"x",
+        &ad,
+    )
+    .unwrap();
+    let mut tampered = good.clone();
+    let l = tampered.len();
+    tampered[l - 3] ^= 1;
+    let (mut a2, _) = UpgradeSession::initiate(
+        &mut rng(0x65),
+        &alice.identity,
+        &bob_sid,
+        &k1.public_keys(),
+        b"x",
+        &ad,
+    )
+    .unwrap();
+    let rotated = a2
+        .encrypt_offer(
+            &mut rng(0x66),
+            &alice.identity,
+            &k2.public_keys(),
+            b"y",
+            &ad,
+        )
+        .unwrap();
+    let craft = |content: &[u8], tag: u8| {
+        dm::encrypt_pfs(
+            &mut rng(tag),
+            &alice.identity,
+            &bob_sid,
+            &k1.public_keys(),
+            content,
+            None,
+        )
+        .unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>, Vec<&account_keys::KeyPair>, &[u8])> = vec![
+        ("ratchet-upgrade-tampered", tampered, vec![&k1], &ad),
+        (
+            "ratchet-upgrade-wrong-associated-data",
+            good.clone(),
+            vec![&k1],
+            b"another conversation",
+        ),
+        (
+            "ratchet-upgrade-anchor-key-dropped",
+            rotated,
+            vec![&k2],
+            &ad,
+        ),
+        (
+            "ratchet-upgrade-malformed",
+            craft(&raw_offer(1, 40), 0x67),
+            vec![&k1],
+            &ad,
+        ),
+        (
+            "ratchet-upgrade-unknown-version",
+            craft(&raw_offer(2, 300), 0x68),
+            vec![&k1],
+            &ad,
+        ),
+        (
+            "ratchet-upgrade-non-pfs",
+            dm::encrypt_non_pfs(
+                &mut rng(0x69),
+                &alice.identity,
+                &bob_sid,
+                &raw_offer(1, 300),
+                None,
+            )
+            .unwrap(),
+            vec![&k1],
+            &ad,
+        ),
+    ];
+    let seed_of = |k: &&account_keys::KeyPair| {
+        if k.x25519_public() == k1.x25519_public() {
+            h(&k1_seed)
+        } else {
+            h(&k2_seed)
+        }
+    };
+    for (name, msg, held, case_ad) in cases {
+        let mut none = None;
+        let err = bob_receive(&bob.identity, &held, &msg, case_ad, &mut none).unwrap_err();
+        v.push(
+            json!({"name": name, "kind": "ratchet-upgrade-error", "recipient_seed": h(&bob.seed),
+            "account_seeds_held": held.iter().map(seed_of).collect::<Vec<_>>(),
+            "associated_data": h(case_ad), "message": h(&msg), "error": class(&err)}),
+        );
+    }
 }
