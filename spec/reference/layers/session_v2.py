@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from common import Kind, ProtocolError, VectorContext, VectorFormatError
+from common import Kind, ProtocolError, VectorContext, VectorFormatError, unhex
 from primitives import MLKEM_PUBLIC_KEY_LEN, mlkem_check_encapsulation_key
 from protocol import session_v2_bencode as bencode
 from protocol.session_v2_dm import receive, send_non_pfs, send_pfs
@@ -36,6 +36,8 @@ from protocol.session_v2_keys import (
     verify_account_record,
 )
 from protocol.session_v2_primitives import ChaChaRng, xeddsa_verify
+from protocol import session_v2_upgrade as upgrade
+from layers.ratchet import expect_at
 
 LAYER = "session-v2"
 
@@ -390,6 +392,155 @@ def check_link_request(ctx: VectorContext) -> None:
 
 
 # --------------------------------------------------------------------------
+# §9.11 upgrade to the ratchet
+# --------------------------------------------------------------------------
+
+UPGRADE_MESSAGE_FIELDS = ("account_seed", "plaintext", "message")
+UPGRADE_DERIVED = ("transcript_hash", "upgrade_id", "root_key", "initiator_chain_key",
+                   "initiator_header_key", "responder_header_key", "initiator_identity",
+                   "responder_identity")
+UPGRADE_OUTPUTS = ("first_content", "material", "anchor_x25519", "anchor_ephemeral",
+                   "anchor_ct_hash") + UPGRADE_DERIVED + ("reply",)
+
+
+def _held_keys(ctx: VectorContext) -> list[KemKeys]:
+    seeds = ctx.get("account_seeds_held")
+    if not isinstance(seeds, list) or not seeds:
+        raise VectorFormatError("field 'account_seeds_held': expected a non-empty list")
+    return [account_keys(ctx.hex_item("account_seeds_held", i, 32)) for i in range(len(seeds))]
+
+
+def _upgrade_messages(ctx: VectorContext) -> list[dict]:
+    msgs = ctx.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise VectorFormatError("field 'messages': expected a non-empty list")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise VectorFormatError(f"messages[{i}]: expected an object")
+        for f in m:
+            if f not in UPGRADE_MESSAGE_FIELDS:
+                ctx.fail(f"messages[{i}].{f}", "field not known to the verifier")
+        for f in UPGRADE_MESSAGE_FIELDS:
+            if f not in m:
+                ctx.fail(f"messages[{i}].{f}", "required field is missing")
+    return msgs
+
+
+def upgrade_output_paths(vector: dict) -> list[tuple]:
+    paths = [(f,) for f in UPGRADE_OUTPUTS if f in vector]
+    msgs = vector.get("messages")
+    if isinstance(msgs, list):
+        paths += [("messages", i, "message") for i, m in enumerate(msgs)
+                  if isinstance(m, dict) and "message" in m]
+    return paths
+
+
+def _derived_values(d: upgrade.Derived) -> dict[str, bytes]:
+    return {
+        "transcript_hash": d.seed.transcript_hash,
+        "upgrade_id": d.upgrade_id,
+        "root_key": d.seed.root_key,
+        "initiator_chain_key": d.seed.initiator_chain_key,
+        "initiator_header_key": d.seed.initiator_header_key,
+        "responder_header_key": d.seed.responder_header_key,
+        "initiator_identity": d.identity_a,
+        "responder_identity": d.identity_b,
+    }
+
+
+def check_ratchet_upgrade(ctx: VectorContext) -> None:
+    alice = identity_from_seed(seed16or32(ctx, "sender_seed"))
+    bob = identity_from_seed(seed16or32(ctx, "recipient_seed"))
+    held = _held_keys(ctx)
+    ad = ctx.hex("associated_data")
+    msgs = _upgrade_messages(ctx)
+    if ctx.failures:
+        return
+    v = ctx.vector
+
+    # Alice (§9.11.3): every offer from one RNG, byte for byte.
+    rng = ChaChaRng(ctx.hex("rng_seed", 32))
+    up = None
+    for i, m in enumerate(msgs):
+        acct = account_keys(unhex(m["account_seed"], f"messages[{i}].account_seed", 32))
+        pt = unhex(m["plaintext"], f"messages[{i}].plaintext")
+        if i == 0:
+            up, out, trace = upgrade.initiate(rng, alice, bob.session_id,
+                                              (acct.mlkem_pk, acct.x25519_pk), pt, ad)
+            a = up.offering
+            ctx.expect("first_content", trace.content, side="Alice")
+            ctx.expect("material", a.u)
+            ctx.expect("anchor_x25519", a.x1, side="account key of messages[0].account_seed")
+            ctx.expect("anchor_ephemeral", a.e1, side="Alice")
+            ctx.expect("anchor_ct_hash", a.h1, side="Alice")
+            for fld, val in _derived_values(trace.derived).items():
+                ctx.expect(fld, val, side="Alice")
+        else:
+            out, _ = upgrade.encrypt_offer(rng, up, alice, (acct.mlkem_pk, acct.x25519_pk), pt, ad)
+        expect_at(ctx, f"messages[{i}].message", m, "message", out)
+    if up.offers_sent != len(msgs) or up.offering is None:
+        ctx.fail("messages", "Alice is not offering after her offers")
+
+    # The anchor values are E and SHA-256(ct) of the published first message.
+    first = unhex(msgs[0]["message"], "messages[0].message")
+    ctx.expect("anchor_ephemeral", first[4:36], side="E of messages[0].message")
+    ctx.expect("anchor_ct_hash", upgrade.sha256(first[36:1124]), side="ct of messages[0].message")
+
+    # Bob (§9.11.4) receives the published messages in order.
+    bob_up = None
+    for i, m in enumerate(msgs):
+        where = f"messages[{i}].message"
+        data = unhex(m["message"], where)
+        try:
+            offer = upgrade.receive_offer(data, bob, held)
+            if offer is None:
+                ctx.fail(where, "Bob receives an ordinary v2 message, not an offer")
+                return
+            if bob_up is None:
+                for fld, val in _derived_values(offer.derived).items():
+                    ctx.expect(fld, val, side="Bob")
+                ctx.expect("first_content", offer.content, side="Bob's decrypted \"c\"")
+                bob_up, got = upgrade.accept(offer, ad)
+            else:
+                if not ctx.expect("upgrade_id", offer.derived.upgrade_id, side=f"Bob, {where}"):
+                    return
+                got = upgrade.decrypt_offer(bob_up, offer, ad)
+        except ProtocolError as e:
+            ctx.fail(where, f"Bob rejects the published offer: {e.cls} ({e.detail})")
+            return
+        expect_at(ctx, f"messages[{i}].plaintext", m, "plaintext", got)
+
+    # Bob's reply: a plain ratchet message (§7.4-§7.7 draws).
+    reply_rng = ChaChaRng(ctx.hex("reply_rng_seed", 32))
+    reply = upgrade.encrypt(bob_up, ctx.hex("reply_plaintext"), ad, reply_rng.bytes)
+    ctx.expect("reply", reply, side="Bob")
+
+    # Alice decrypts the published reply, which ends her offer phase.
+    try:
+        got = upgrade.decrypt(up, ctx.hex("reply"), ad)
+    except ProtocolError as e:
+        ctx.fail("reply", f"Alice rejects the published reply: {e.cls} ({e.detail})")
+        return
+    if got != ctx.hex("reply_plaintext"):
+        ctx.fail("reply", "Alice decrypts the reply to a different plaintext")
+    if up.offering is not None:
+        ctx.fail("reply", "Alice is still offering after Bob's reply")
+
+
+def check_ratchet_upgrade_error(ctx: VectorContext) -> None:
+    bob = identity_from_seed(seed16or32(ctx, "recipient_seed"))
+    held = _held_keys(ctx)
+    ad = ctx.hex("associated_data")
+    msg = ctx.hex("message")
+
+    def go():
+        offer = upgrade.receive_offer(msg, bob, held)
+        if offer is not None:
+            upgrade.accept(offer, ad)
+    expect_error_of(ctx, go, "offer receive and accept")
+
+
+# --------------------------------------------------------------------------
 # schema
 # --------------------------------------------------------------------------
 
@@ -428,6 +579,15 @@ KINDS = {
                                outputs=("error",)),
     "link-request": Kind(check_link_request, inputs=("account_seed", "plaintext"),
                          outputs=("message", "sas_indices", "sas_emoji")),
+    "ratchet-upgrade": Kind(check_ratchet_upgrade,
+                            inputs=("sender_seed", "recipient_seed", "account_seeds_held", "rng_seed",
+                                    "associated_data", "messages", "reply_rng_seed",
+                                    "reply_plaintext"),
+                            outputs=UPGRADE_OUTPUTS, output_paths=upgrade_output_paths),
+    "ratchet-upgrade-error": Kind(check_ratchet_upgrade_error,
+                                  inputs=("recipient_seed", "account_seeds_held", "associated_data",
+                                          "message"),
+                                  outputs=("error",)),
 }
 
 EXPECTED_COUNTS = {
@@ -450,6 +610,8 @@ EXPECTED_COUNTS = {
     "device-group": 3,
     "device-group-error": 4,
     "link-request": 1,
+    "ratchet-upgrade": 2,
+    "ratchet-upgrade-error": 6,
 }
 
 

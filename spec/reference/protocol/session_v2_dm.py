@@ -82,9 +82,19 @@ def _seal(k_n: bytes, inner: bytes, header: bytes) -> bytes:
     return header + aead_seal(k_n[:32], k_n[32:56], padded)
 
 
-def send_pfs(rng: ChaChaRng, sender: Identity, recipient_session_id: bytes,
-             account: tuple[bytes, bytes], content: bytes) -> bytes:
-    """PFS + PQ message to `S` with the recipient's account keys `(M, X)`.
+@dataclass
+class PfsStart:
+    """Steps 1-5 of PFS sending: the 1140-byte wire header without the
+    AEAD part, the key/nonce `k ‖ n` (56), and the public KEM values."""
+    header: bytes
+    k_n: bytes
+    e_pub: bytes
+    ct: bytes
+
+
+def pfs_start(rng: ChaChaRng, recipient_session_id: bytes,
+              account: tuple[bytes, bytes]) -> PfsStart:
+    """Steps 1-5 to `S` with the recipient's account keys `(M, X)`.
     Draws: `e` (32), then `m` (32)."""
     m_pk, x_pk = account
     s = recipient_session_id[1:]
@@ -98,7 +108,21 @@ def send_pfs(rng: ChaChaRng, sender: Identity, recipient_session_id: bytes,
     ss_x = _low_order_dh(e, x_pk, "InvalidRecipientKey")
     ss = sha3_256(ss_m + ss_x + e_pub + x_pk + XWING_LABEL)
     k_n = shake256(PFS_SS_DOMAIN + ss, 56)
-    return _seal(k_n, inner_dict(sender, recipient_session_id, content), V2_PREFIX + ki + e_pub + ct)
+    return PfsStart(V2_PREFIX + ki + e_pub + ct, k_n, e_pub, ct)
+
+
+def pfs_finish(start: PfsStart, sender: Identity, recipient_session_id: bytes,
+               content: bytes) -> bytes:
+    """Steps 6-7 (deterministic): the inner dict, padded and sealed."""
+    return _seal(start.k_n, inner_dict(sender, recipient_session_id, content), start.header)
+
+
+def send_pfs(rng: ChaChaRng, sender: Identity, recipient_session_id: bytes,
+             account: tuple[bytes, bytes], content: bytes) -> bytes:
+    """PFS + PQ message to `S` with the recipient's account keys `(M, X)`.
+    Draws: `e` (32), then `m` (32)."""
+    return pfs_finish(pfs_start(rng, recipient_session_id, account), sender,
+                      recipient_session_id, content)
 
 
 def _non_pfs_key(dh: bytes, r: bytes, e_pub: bytes) -> bytes:
