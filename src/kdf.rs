@@ -33,6 +33,12 @@ pub(crate) mod label {
     pub(crate) const CHAIN_KEY: &[u8] = b"SessionRatchet/v1/chain-key";
     /// Associated-data prefix of stored-state encryption (spec §7.10).
     pub(crate) const STORED_STATE: &[u8] = b"SessionRatchet/v1/stored-state";
+    /// Prefix of the hash of a device list's signed body (spec §8.2).
+    pub(crate) const DEVICE_LIST_HASH: &[u8] = b"SessionRatchet/v1/device-list-hash";
+    /// Signature of an account key over a device list's hash (spec §8.2).
+    pub(crate) const DEVICE_LIST_SIGNATURE: &[u8] = b"SessionRatchet/v1/device-list-signature";
+    /// HKDF `info` of a prekey-record slot key (spec §8.4).
+    pub(crate) const PREKEY_SLOT: &[u8] = b"SessionRatchet/v1/prekey-slot";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -48,6 +54,9 @@ pub(crate) mod label {
         MESSAGE_KEY,
         CHAIN_KEY,
         STORED_STATE,
+        DEVICE_LIST_HASH,
+        DEVICE_LIST_SIGNATURE,
+        PREKEY_SLOT,
     ];
 }
 
