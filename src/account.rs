@@ -34,7 +34,6 @@ pub const SESSION_ID_LEN: usize = 33;
 /// Length of a Session ID in hex characters.
 pub const SESSION_ID_HEX_LEN: usize = 66;
 
-
 impl RecoverySeed {
     /// Builds a recovery seed from its 16 bytes; the argument copy is zeroized.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
@@ -76,7 +75,6 @@ impl Ed25519Seed {
         Zeroizing::new(*self.expose())
     }
 }
-
 
 /// An account: its Ed25519 identity and the Session ID derived from it.
 ///
@@ -328,7 +326,6 @@ pub fn ed25519_pk_to_x25519(ed25519_public: &[u8; 32]) -> Option<X25519PublicKey
     ))
 }
 
-
 impl SessionId {
     /// The Session ID of an account's Ed25519 key: `0x05 ‖` its birational
     /// map to X25519 (spec §8.1). `None` for a key with a torsion component,
@@ -383,24 +380,36 @@ mod tests {
         expected[1..].copy_from_slice(&point.to_montgomery().to_bytes());
         assert_eq!(account.session_id().as_bytes(), &expected);
         let other = Account::from_seed(&Ed25519Seed::from_bytes([7; 32]));
-        assert!(!account.session_id().matches_account_key(&other.public_key()));
+        assert!(
+            !account
+                .session_id()
+                .matches_account_key(&other.public_key())
+        );
     }
 
     #[test]
     fn device_identities_are_not_derivable_from_the_account_seed() {
-        // Two devices created from RNGs seeded with the account seed itself
-        // still differ from each other and from the account key: a device
-        // identity draws fresh randomness and takes nothing from the account.
+        // `DeviceIdentity::generate` takes only an RNG: no account input
+        // exists. Restoring the same account twice and creating a device
+        // each time gives two unrelated devices, and neither device key
+        // equals a key derived from the seed (account Ed25519 key, Session ID
+        // X25519 key), even when the device RNG is seeded with the account
+        // seed itself.
         let seed = [0x33u8; 32];
-        let account = Account::from_seed(&Ed25519Seed::from_bytes(seed));
-        let d1 = DeviceIdentity::generate(&mut ChaCha20Rng::from_seed([1; 32]));
-        let d2 = DeviceIdentity::generate(&mut ChaCha20Rng::from_seed([2; 32]));
-        assert_ne!(d1.public(), d2.public());
-        for d in [&d1, &d2] {
-            assert_ne!(d.public().signing_key(), &account.public_key());
+        let restores = [
+            Account::from_seed(&Ed25519Seed::from_bytes(seed)),
+            Account::from_seed(&Ed25519Seed::from_bytes(seed)),
+        ];
+        assert_eq!(restores[0].public_key(), restores[1].public_key());
+        let devices = [
+            DeviceIdentity::generate(&mut ChaCha20Rng::from_seed([1; 32])),
+            DeviceIdentity::generate(&mut ChaCha20Rng::from_seed([2; 32])),
+            DeviceIdentity::generate(&mut ChaCha20Rng::from_seed(seed)),
+        ];
+        assert_ne!(devices[0].public(), devices[1].public());
+        for d in &devices {
+            assert_ne!(d.public().signing_key(), &restores[0].public_key());
+            assert_ne!(d.public().dh_key(), &restores[0].session_id().x25519());
         }
-        // The device API has no constructor taking a seed or an account.
-        let same_account = Account::from_seed(&Ed25519Seed::from_bytes(seed));
-        assert_eq!(same_account.public_key(), account.public_key());
     }
 }

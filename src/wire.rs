@@ -171,7 +171,10 @@ impl fmt::Display for WireError {
             ),
             Self::Empty { field } => write!(f, "field `{field}` must not be empty"),
             Self::TooMany { field, count, max } => {
-                write!(f, "field `{field}` has {count} items; at most {max} are allowed")
+                write!(
+                    f,
+                    "field `{field}` has {count} items; at most {max} are allowed"
+                )
             }
             Self::LengthExceeded { field, len, max } => write!(
                 f,
@@ -183,7 +186,10 @@ impl fmt::Display for WireError {
                 "items of `{field}` are out of order or repeated; the encoding is not canonical"
             ),
             Self::InvalidValue { field } => {
-                write!(f, "field `{field}` holds a value this version does not allow")
+                write!(
+                    f,
+                    "field `{field}` holds a value this version does not allow"
+                )
             }
         }
     }

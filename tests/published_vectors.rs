@@ -391,9 +391,15 @@ fn devices_vectors_verify_through_the_public_api() {
                 assert_eq!(l.devices().len(), devices.len());
                 for (d, j) in l.devices().iter().zip(devices) {
                     assert_eq!(d.id().as_bytes().to_vec(), unhex(&j["id"]));
-                    assert_eq!(d.identity().to_bytes().to_vec(), unhex(&j["public_identity"]));
+                    assert_eq!(
+                        d.identity().to_bytes().to_vec(),
+                        unhex(&j["public_identity"])
+                    );
                     assert_eq!(d.description(), j["description"].as_str().unwrap());
-                    assert_eq!(u64::from(d.platform().to_byte()), j["platform"].as_u64().unwrap());
+                    assert_eq!(
+                        u64::from(d.platform().to_byte()),
+                        j["platform"].as_u64().unwrap()
+                    );
                     assert_eq!(d.added_at(), j["added_at"].as_u64().unwrap());
                     assert_eq!(d.updated_at(), j["updated_at"].as_u64().unwrap());
                 }
@@ -403,7 +409,10 @@ fn devices_vectors_verify_through_the_public_api() {
                     assert_eq!(t.id().as_bytes().to_vec(), unhex(&j["id"]));
                     assert_eq!(t.removed_at(), j["removed_at"].as_u64().unwrap());
                 }
-                assert_eq!(l.extensions().len(), v["extensions"].as_array().unwrap().len());
+                assert_eq!(
+                    l.extensions().len(),
+                    v["extensions"].as_array().unwrap().len()
+                );
             }
             "device-list-update" => {
                 let sid = SessionId::from_hex(v["session_id"].as_str().unwrap()).unwrap();
@@ -452,7 +461,11 @@ fn devices_vectors_verify_through_the_public_api() {
                     .open(&held)
                     .unwrap();
                 assert!(opened.missing().is_empty());
-                for ((id, b), j) in opened.bundles().iter().zip(v["bundles"].as_array().unwrap()) {
+                for ((id, b), j) in opened
+                    .bundles()
+                    .iter()
+                    .zip(v["bundles"].as_array().unwrap())
+                {
                     assert_eq!(id.as_bytes().to_vec(), unhex(&j["device_id"]));
                     assert_eq!(b.bundle().to_bytes(), unhex(&j["bundle"]));
                 }

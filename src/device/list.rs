@@ -162,9 +162,9 @@ pub enum DeviceListError {
 impl fmt::Display for DeviceListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::WrongAccount => f.write_str(
-                "device list belongs to a different account than expected; drop it",
-            ),
+            Self::WrongAccount => {
+                f.write_str("device list belongs to a different account than expected; drop it")
+            }
             Self::BadSignature { version } => write!(
                 f,
                 "device list version {version} is not validly signed by the account; drop it"
@@ -195,7 +195,10 @@ impl fmt::Display for DeviceListError {
                 "device list version {version} does not extend the version before it (previous-hash mismatch); keep the held list"
             ),
             Self::TombstoneResurrection { id } => {
-                write!(f, "removed device {id:?} appears as live again; drop the list")
+                write!(
+                    f,
+                    "removed device {id:?} appears as live again; drop the list"
+                )
             }
             Self::TombstoneDropped { id } => write!(
                 f,
@@ -210,7 +213,9 @@ impl fmt::Display for DeviceListError {
                 "device {id:?} changed its identity keys or added time; a new key needs a new device id"
             ),
             Self::DuplicateDevice { id } => write!(f, "device {id:?} is already in the list"),
-            Self::UnknownDevice { id } => write!(f, "device {id:?} is not a live device of the list"),
+            Self::UnknownDevice { id } => {
+                write!(f, "device {id:?} is not a live device of the list")
+            }
             Self::TooManyDevices => write!(
                 f,
                 "the list already has the maximum of {MAX_DEVICES} devices; remove one first"
@@ -618,12 +623,13 @@ impl Body {
             }
         }
         match self.tombstones.binary_search_by_key(id, |t| t.id) {
-            Ok(i) => self
-                .tombstones
-                .get(i)
-                .map_or(DeviceStatus::Unknown, |t| DeviceStatus::Revoked {
-                    removed_at: t.removed_at,
-                }),
+            Ok(i) => {
+                self.tombstones
+                    .get(i)
+                    .map_or(DeviceStatus::Unknown, |t| DeviceStatus::Revoked {
+                        removed_at: t.removed_at,
+                    })
+            }
             Err(_) => DeviceStatus::Unknown,
         }
     }
@@ -805,7 +811,9 @@ impl SignedDeviceList {
                 DeviceStatus::Active(_) => {
                     return Err(DeviceListError::TombstoneResurrection { id: t.id });
                 }
-                DeviceStatus::Unknown => return Err(DeviceListError::TombstoneDropped { id: t.id }),
+                DeviceStatus::Unknown => {
+                    return Err(DeviceListError::TombstoneDropped { id: t.id });
+                }
             }
         }
         for d in &self.body.devices {

@@ -97,9 +97,9 @@ impl fmt::Display for PrekeyRecordError {
                 f.write_str("a bundle's identity is not a live device of the device list")
             }
             Self::DuplicateBundle { id } => write!(f, "two bundles for device {id:?}"),
-            Self::OneTimePrekeysInSlot => f.write_str(
-                "a bundle in a prekey record must not carry one-time prekeys",
-            ),
+            Self::OneTimePrekeysInSlot => {
+                f.write_str("a bundle in a prekey record must not carry one-time prekeys")
+            }
             Self::InvalidBundle { id, error } => match error {
                 Some(e) => write!(f, "the bundle of device {id:?} is invalid: {e}"),
                 None => write!(f, "the bundle of device {id:?} does not decode"),
@@ -220,6 +220,9 @@ impl PrekeyRecord {
                 None => return Err(PrekeyRecordError::Internal),
             }
         }
+        if let Some((device, _)) = devices.iter().zip(&plain).find(|(_, b)| b.is_none()) {
+            return Err(PrekeyRecordError::MissingBundle { id: *device.id() });
+        }
         let account = list.list().account().to_bytes();
         let mut slots: Vec<Vec<u8>> = Vec::with_capacity(slot_count(devices.len()));
         for (device, bundle) in devices.iter().zip(plain) {
@@ -275,9 +278,11 @@ impl PrekeyRecord {
                 }
                 let decoded = PrekeyBundle::from_bytes(&buf)
                     .map_err(|_| PrekeyRecordError::InvalidBundle { id, error: None })?;
-                bundle = Some(decoded.verify_for(device.identity()).map_err(|e| {
-                    PrekeyRecordError::InvalidBundle { id, error: Some(e) }
-                })?);
+                bundle = Some(
+                    decoded
+                        .verify_for(device.identity())
+                        .map_err(|e| PrekeyRecordError::InvalidBundle { id, error: Some(e) })?,
+                );
             }
             match bundle {
                 Some(b) => found.push((id, b)),

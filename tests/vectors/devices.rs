@@ -185,7 +185,11 @@ pub fn vectors() -> Value {
         "ed25519_pk": hex(s.account.public_key().to_bytes()),
         "session_id": sid.to_hex(),
     })];
-    let names = ["list v1", "list v2 (device added)", "list v3 (device revoked)"];
+    let names = [
+        "list v1",
+        "list v2 (device added)",
+        "list v3 (device revoked)",
+    ];
     for (name, l) in names.iter().zip(&s.lists) {
         v.push(list_json(name, l));
     }
@@ -201,7 +205,12 @@ pub fn vectors() -> Value {
     let updates: Vec<(&str, usize, Vec<u8>, Vec<Vec<u8>>)> = vec![
         ("v1 -> v2", 0, enc[1].clone(), vec![]),
         ("v2 -> v3 (revocation)", 1, enc[2].clone(), vec![]),
-        ("v1 -> v3 bridged by v2", 0, enc[2].clone(), vec![enc[1].clone()]),
+        (
+            "v1 -> v3 bridged by v2",
+            0,
+            enc[2].clone(),
+            vec![enc[1].clone()],
+        ),
         ("v3 -> v3 again", 2, enc[2].clone(), vec![]),
         ("v1 -> v3 without v2 (gap)", 0, enc[2].clone(), vec![]),
         ("v3 -> v2 (rollback)", 2, enc[1].clone(), vec![]),

@@ -47,8 +47,8 @@ fn chain(f: &Fixture) -> Vec<SignedDeviceList> {
     d.add_device(entry(f, 0)).unwrap();
     d.add_device(entry(f, 1)).unwrap();
     let v1 = d.sign(&f.account).unwrap();
-    let held = VerifiedDeviceList::trust_first_with_key(v1.clone(), &f.account.public_key())
-        .unwrap();
+    let held =
+        VerifiedDeviceList::trust_first_with_key(v1.clone(), &f.account.public_key()).unwrap();
     let mut d = held.next_draft().unwrap();
     d.add_device(entry(f, 2)).unwrap();
     let v2 = d.sign(&f.account).unwrap();
@@ -112,7 +112,10 @@ fn revocation_is_reported_by_status() {
     let f = fixture(3);
     let c = chain(&f);
     let h3 = trusted(&f, &c[2]);
-    assert_eq!(h3.status(&f.ids[1]), DeviceStatus::Revoked { removed_at: 500 });
+    assert_eq!(
+        h3.status(&f.ids[1]),
+        DeviceStatus::Revoked { removed_at: 500 }
+    );
     assert!(!h3.is_active(&f.ids[1]));
     assert!(h3.is_active(&f.ids[0]) && h3.is_active(&f.ids[2]));
     assert!(matches!(h3.status(&f.ids[0]), DeviceStatus::Active(e) if e.id() == &f.ids[0]));
@@ -274,7 +277,8 @@ fn unknown_mandatory_extension_is_rejected_and_optional_is_kept() {
     // Also inside a device entry.
     let mut d = h4.next_draft().unwrap();
     let mut e = h4.list().devices()[0].clone();
-    e.add_extension(Extension::new(0xFFFF, &[]).unwrap()).unwrap();
+    e.add_extension(Extension::new(0xFFFF, &[]).unwrap())
+        .unwrap();
     d.update_device(e).unwrap();
     let v5 = d.sign(&f.account).unwrap();
     assert_eq!(
@@ -391,9 +395,19 @@ fn drafts_enforce_bounds_and_change_nothing_on_error() {
         d.add_device(e).unwrap();
     }
     let before = d.devices().to_vec();
-    let extra = DeviceEntry::new(DeviceId::generate(&mut rng), *dev.public(), Platform::Web, "", V, 0);
+    let extra = DeviceEntry::new(
+        DeviceId::generate(&mut rng),
+        *dev.public(),
+        Platform::Web,
+        "",
+        V,
+        0,
+    );
     assert_eq!(d.add_device(extra), Err(DeviceListError::TooManyDevices));
-    assert_eq!(d.add_device(before[0].clone()), Err(DeviceListError::DuplicateDevice { id: before[0].id }));
+    assert_eq!(
+        d.add_device(before[0].clone()),
+        Err(DeviceListError::DuplicateDevice { id: before[0].id })
+    );
     assert_eq!(d.devices(), before.as_slice());
     let unknown = DeviceId::from_bytes([0; 32]);
     assert_eq!(
@@ -415,7 +429,10 @@ fn drafts_enforce_bounds_and_change_nothing_on_error() {
     );
     assert!(Extension::new(1, &[0; MAX_EXTENSION_LEN + 1]).is_none());
     let list = d.sign(&f.account).unwrap();
-    assert_eq!(SignedDeviceList::from_bytes(&list.to_bytes()).unwrap(), list);
+    assert_eq!(
+        SignedDeviceList::from_bytes(&list.to_bytes()).unwrap(),
+        list
+    );
 }
 
 #[test]
@@ -461,11 +478,14 @@ fn maximal_list_fits_the_stated_bound() {
 
     // One more tombstone (count field) is rejected before anything is read.
     let mut over = bytes.clone();
-    let tomb_count_at = bytes.len() - 64 - 1 - MAX_EXTENSIONS * (4 + MAX_EXTENSION_LEN)
-        - MAX_TOMBSTONES * 40
-        - 2;
-    assert_eq!(&over[tomb_count_at..tomb_count_at + 2], &(MAX_TOMBSTONES as u16).to_be_bytes());
-    over[tomb_count_at..tomb_count_at + 2].copy_from_slice(&(MAX_TOMBSTONES as u16 + 1).to_be_bytes());
+    let tomb_count_at =
+        bytes.len() - 64 - 1 - MAX_EXTENSIONS * (4 + MAX_EXTENSION_LEN) - MAX_TOMBSTONES * 40 - 2;
+    assert_eq!(
+        &over[tomb_count_at..tomb_count_at + 2],
+        &(MAX_TOMBSTONES as u16).to_be_bytes()
+    );
+    over[tomb_count_at..tomb_count_at + 2]
+        .copy_from_slice(&(MAX_TOMBSTONES as u16 + 1).to_be_bytes());
     assert_eq!(
         SignedDeviceList::from_bytes(&over),
         Err(WireError::TooMany {
@@ -483,7 +503,10 @@ fn decoder_rejects_malformed_encodings() {
     let good = c[2].to_bytes();
     // Every truncation fails (and never panics).
     for n in 0..good.len() {
-        assert!(SignedDeviceList::from_bytes(&good[..n]).is_err(), "prefix {n}");
+        assert!(
+            SignedDeviceList::from_bytes(&good[..n]).is_err(),
+            "prefix {n}"
+        );
     }
     assert!(matches!(
         SignedDeviceList::from_bytes(&good[..good.len() - 1]),
@@ -516,13 +539,17 @@ fn decoder_rejects_malformed_encodings() {
     b[34..42].copy_from_slice(&0u64.to_be_bytes());
     assert!(matches!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::InvalidValue { field: "list version" })
+        Err(WireError::InvalidValue {
+            field: "list version"
+        })
     ));
     let mut b = good.clone();
     b[34..42].copy_from_slice(&1u64.to_be_bytes());
     assert!(matches!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::InvalidValue { field: "previous hash" })
+        Err(WireError::InvalidValue {
+            field: "previous hash"
+        })
     ));
     // Devices out of order: swap the first two entries' ids.
     let mut b = good.clone();
@@ -542,13 +569,18 @@ fn decoder_rejects_malformed_encodings() {
     b[desc_len_at] = (MAX_DESCRIPTION_LEN + 1) as u8;
     assert!(matches!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::LengthExceeded { field: "description", .. })
+        Err(WireError::LengthExceeded {
+            field: "description",
+            ..
+        })
     ));
     let mut b = good.clone();
     b[desc_len_at + 1] = 0xFF;
     assert_eq!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::InvalidUtf8 { field: "description" })
+        Err(WireError::InvalidUtf8 {
+            field: "description"
+        })
     );
     // Extension count and length bounds; extension order.
     let ext_count_at = desc_len_at + 1 + "device".len();
@@ -556,20 +588,28 @@ fn decoder_rejects_malformed_encodings() {
     b[ext_count_at] = (MAX_EXTENSIONS + 1) as u8;
     assert!(matches!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::TooMany { field: "extension count", .. })
+        Err(WireError::TooMany {
+            field: "extension count",
+            ..
+        })
     ));
     let mut b = good[..ext_count_at].to_vec();
     b.extend_from_slice(&[1, 0, 9, 0x01, 0x01]);
     b.extend_from_slice(&[0; 257]);
     assert!(matches!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::LengthExceeded { field: "extension data", .. })
+        Err(WireError::LengthExceeded {
+            field: "extension data",
+            ..
+        })
     ));
     let mut b = good[..ext_count_at].to_vec();
     b.extend_from_slice(&[2, 0, 9, 0, 0, 0, 9, 0, 0]);
     assert_eq!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::NotCanonical { field: "extension type" })
+        Err(WireError::NotCanonical {
+            field: "extension type"
+        })
     );
     // Bad account key (small order).
     let mut b = good.clone();
@@ -580,7 +620,9 @@ fn decoder_rejects_malformed_encodings() {
     });
     assert_eq!(
         SignedDeviceList::from_bytes(&b),
-        Err(WireError::InvalidEd25519Key { field: "account key" })
+        Err(WireError::InvalidEd25519Key {
+            field: "account key"
+        })
     );
     // Tombstone count larger than the input can hold: rejected before allocating.
     let tomb_at = good.len() - 64 - 1 - 40 - 2;

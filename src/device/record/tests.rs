@@ -50,9 +50,11 @@ fn fixture_seeded(n: usize, seed: u8) -> Fixture {
         devices.push(d);
         stores.push(s);
     }
-    let list =
-        VerifiedDeviceList::trust_first_with_key(draft.sign(&account).unwrap(), &account.public_key())
-            .unwrap();
+    let list = VerifiedDeviceList::trust_first_with_key(
+        draft.sign(&account).unwrap(),
+        &account.public_key(),
+    )
+    .unwrap();
     Fixture {
         list,
         bundles,
@@ -87,7 +89,13 @@ fn every_device_count_builds_opens_and_round_trips() {
         assert!(opened.missing().is_empty());
         assert_eq!(opened.bundles().len(), n);
         for (id, b) in opened.bundles() {
-            let entry = f.list.list().devices().iter().find(|d| d.id() == id).unwrap();
+            let entry = f
+                .list
+                .list()
+                .devices()
+                .iter()
+                .find(|d| d.id() == id)
+                .unwrap();
             assert_eq!(b.identity(), entry.identity());
         }
     }
@@ -121,7 +129,8 @@ fn bundles_may_be_given_in_any_order_and_dummies_look_random() {
 fn a_fetcher_without_the_device_list_finds_nothing() {
     let f = fixture(2);
     let other = fixture_seeded(2, 22);
-    let record = PrekeyRecord::build(&mut ChaCha20Rng::from_seed([2; 32]), &f.list, &f.bundles).unwrap();
+    let record =
+        PrekeyRecord::build(&mut ChaCha20Rng::from_seed([2; 32]), &f.list, &f.bundles).unwrap();
     // Another account's list (other device ids and keys) opens no slot.
     let opened = record.open(&other.list).unwrap();
     assert!(opened.bundles().is_empty());
@@ -148,7 +157,10 @@ fn build_rejects_bad_inputs_without_drawing() {
     );
     assert_eq!(rng, untouched);
     let store = &mut f.stores[0];
-    let otp = store.generate_one_time_prekeys(&mut rng, &f.devices[0], 1).unwrap()[0].id();
+    let otp = store
+        .generate_one_time_prekeys(&mut rng, &f.devices[0], 1)
+        .unwrap()[0]
+        .id();
     let rng_before = rng.clone();
     let with_otp = store.bundle(&f.devices[0], Some(otp), None).unwrap();
     assert_eq!(
@@ -162,7 +174,8 @@ fn build_rejects_bad_inputs_without_drawing() {
 #[test]
 fn decoder_rejects_malformed_records() {
     let f = fixture(1);
-    let record = PrekeyRecord::build(&mut ChaCha20Rng::from_seed([4; 32]), &f.list, &f.bundles).unwrap();
+    let record =
+        PrekeyRecord::build(&mut ChaCha20Rng::from_seed([4; 32]), &f.list, &f.bundles).unwrap();
     let good = record.to_bytes();
     for n in [0, 1, 2, 3, 100, good.len() - 1] {
         assert!(PrekeyRecord::from_bytes(&good[..n]).is_err());
@@ -178,18 +191,26 @@ fn decoder_rejects_malformed_records() {
         b[2] = bad_count;
         assert!(matches!(
             PrekeyRecord::from_bytes(&b),
-            Err(WireError::InvalidValue { field: "slot count" })
+            Err(WireError::InvalidValue {
+                field: "slot count"
+            })
         ));
     }
     let mut b = good.clone();
     b[2] = 20;
     assert!(matches!(
         PrekeyRecord::from_bytes(&b),
-        Err(WireError::TooMany { field: "slot count", .. })
+        Err(WireError::TooMany {
+            field: "slot count",
+            ..
+        })
     ));
     // Slots out of order (swap the first two).
     let mut b = good.clone();
-    let (s0, s1) = (b[3..3 + SLOT_LEN].to_vec(), b[3 + SLOT_LEN..3 + 2 * SLOT_LEN].to_vec());
+    let (s0, s1) = (
+        b[3..3 + SLOT_LEN].to_vec(),
+        b[3 + SLOT_LEN..3 + 2 * SLOT_LEN].to_vec(),
+    );
     b[3..3 + SLOT_LEN].copy_from_slice(&s1);
     b[3 + SLOT_LEN..3 + 2 * SLOT_LEN].copy_from_slice(&s0);
     assert_eq!(
@@ -205,7 +226,8 @@ fn decoder_rejects_malformed_records() {
 #[test]
 fn a_tampered_real_slot_counts_as_missing() {
     let f = fixture(1);
-    let record = PrekeyRecord::build(&mut ChaCha20Rng::from_seed([4; 32]), &f.list, &f.bundles).unwrap();
+    let record =
+        PrekeyRecord::build(&mut ChaCha20Rng::from_seed([4; 32]), &f.list, &f.bundles).unwrap();
     let opened = record.open(&f.list).unwrap();
     assert_eq!(opened.bundles().len(), 1);
     let mut bytes = record.to_bytes();
