@@ -259,7 +259,15 @@ pub fn vectors() -> Value {
     let mut replay = Replay(rng.clone());
     let record = PrekeyRecord::build(&mut rng, &held, &live).unwrap();
     let n = live.len();
-    let draws = replay.take(24 * n + (record.slot_count() - n) * SLOT_LEN);
+    // One draw per nonce and per dummy slot: a 1459-byte draw skips the
+    // rest of its last RNG word (spec §1.5), so draws are taken one by one.
+    let mut draws = Vec::new();
+    for _ in 0..n {
+        draws.extend(replay.take(24));
+    }
+    for _ in n..record.slot_count() {
+        draws.extend(replay.take(SLOT_LEN));
+    }
     let bundles: Vec<Value> = held
         .list()
         .devices()
