@@ -616,11 +616,14 @@ impl Body {
         wire::signature_input(label::DEVICE_LIST_SIGNATURE, DEVICE_LIST_TYPE_TAG, &[hash])
     }
 
-    fn status(&self, id: &DeviceId) -> DeviceStatus {
-        if let Ok(i) = self.devices.binary_search_by_key(id, |d| d.id) {
-            if let Some(d) = self.devices.get(i) {
-                return DeviceStatus::Active(d.clone());
-            }
+    fn status(&self, id: &DeviceId) -> DeviceStatus<'_> {
+        if let Some(d) = self
+            .devices
+            .binary_search_by_key(id, |d| d.id)
+            .ok()
+            .and_then(|i| self.devices.get(i))
+        {
+            return DeviceStatus::Active(d);
         }
         match self.tombstones.binary_search_by_key(id, |t| t.id) {
             Ok(i) => {
@@ -865,9 +868,9 @@ impl ForkEvidence {
 
 /// Whether a device id may be used now (spec §8.3).
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub enum DeviceStatus {
+pub enum DeviceStatus<'a> {
     /// A live device of the list: messages may be sent to and accepted from it.
-    Active(DeviceEntry),
+    Active(&'a DeviceEntry),
     /// Removed (tombstoned): never send to it or accept anything from it again.
     Revoked {
         /// When it was removed.
@@ -883,7 +886,7 @@ pub enum UpdateOutcome {
     /// The offered list is the held one; nothing changes.
     Unchanged,
     /// The offered list is newer and valid: replace the held list with this.
-    Advanced(VerifiedDeviceList),
+    Advanced(Box<VerifiedDeviceList>),
 }
 
 /// A device list this client has accepted: validly signed by the expected
@@ -985,7 +988,7 @@ impl VerifiedDeviceList {
             });
         }
         current.check_successor(offered)?;
-        Ok(UpdateOutcome::Advanced(Self(offered.clone())))
+        Ok(UpdateOutcome::Advanced(Box::new(Self(offered.clone()))))
     }
 
     fn fork(&self, other: &SignedDeviceList) -> DeviceListError {
@@ -1001,7 +1004,7 @@ impl VerifiedDeviceList {
     }
 
     /// Whether `id` is active, revoked, or unknown in this list (spec §8.3).
-    pub fn status(&self, id: &DeviceId) -> DeviceStatus {
+    pub fn status(&self, id: &DeviceId) -> DeviceStatus<'_> {
         self.0.body.status(id)
     }
 

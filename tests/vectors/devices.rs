@@ -202,7 +202,9 @@ pub fn vectors() -> Value {
     let enc: Vec<Vec<u8>> = s.lists.iter().map(|l| l.to_bytes()).collect();
     let mut bad_sig = enc[2].clone();
     *bad_sig.last_mut().unwrap() ^= 0x01;
-    let updates: Vec<(&str, usize, Vec<u8>, Vec<Vec<u8>>)> = vec![
+    // (name, index of the held list, offered encoding, intermediate encodings)
+    type Update<'a> = (&'a str, usize, Vec<u8>, Vec<Vec<u8>>);
+    let updates: Vec<Update> = vec![
         ("v1 -> v2", 0, enc[1].clone(), vec![]),
         ("v2 -> v3 (revocation)", 1, enc[2].clone(), vec![]),
         (

@@ -65,7 +65,7 @@ fn trusted(f: &Fixture, l: &SignedDeviceList) -> VerifiedDeviceList {
 
 fn advanced(r: Result<UpdateOutcome, DeviceListError>) -> VerifiedDeviceList {
     match r {
-        Ok(UpdateOutcome::Advanced(v)) => v,
+        Ok(UpdateOutcome::Advanced(v)) => *v,
         other => panic!("expected Advanced, got {other:?}"),
     }
 }
@@ -203,7 +203,7 @@ fn fork_is_rejected_with_verifiable_evidence() {
     d.remove_device(&f.ids[3], 900).unwrap();
     let other_v4 = d.sign(&f.account).unwrap();
     assert!(matches!(
-        h3.accept_update(&other_v4, &[other_v3.clone()]),
+        h3.accept_update(&other_v4, core::slice::from_ref(&other_v3)),
         Err(DeviceListError::Fork(_))
     ));
     // A successor of the other branch, without intermediates, does not chain.
@@ -662,6 +662,7 @@ proptest! {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn encode_decode_round_trip(
         n in 0usize..4,
         descs in proptest::collection::vec(".{0,40}", 4),
