@@ -221,6 +221,12 @@ impl AccountIdentity {
         Ed25519PublicKey(self.signing.verifying_key())
     }
 
+    /// Plain Ed25519 signature with the account key (callers build a
+    /// labelled `signature_input` first, spec §6.4).
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
+    }
+
     /// Signs a certificate binding `device` to this account (spec §4.2).
     ///
     /// ```

@@ -39,6 +39,12 @@ pub(crate) mod label {
     /// HKDF `info` prefix of the Session v2 upgrade key derivation (spec §9.11.3).
     #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
     pub(crate) const UPGRADE_KEYS: &[u8] = b"SessionRatchet/v1/upgrade-keys";
+    /// Prefix of the hash of a device list's signed body (spec §8.2).
+    pub(crate) const DEVICE_LIST_HASH: &[u8] = b"SessionRatchet/v1/device-list-hash";
+    /// Signature of an account key over a device list's hash (spec §8.2).
+    pub(crate) const DEVICE_LIST_SIGNATURE: &[u8] = b"SessionRatchet/v1/device-list-signature";
+    /// HKDF `info` of a prekey-record slot key (spec §8.4).
+    pub(crate) const PREKEY_SLOT: &[u8] = b"SessionRatchet/v1/prekey-slot";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -56,6 +62,9 @@ pub(crate) mod label {
         STORED_STATE,
         UPGRADE_TRANSCRIPT,
         UPGRADE_KEYS,
+        DEVICE_LIST_HASH,
+        DEVICE_LIST_SIGNATURE,
+        PREKEY_SLOT,
     ];
 }
 

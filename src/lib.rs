@@ -14,6 +14,8 @@
 //! | [`kem`] | ML-KEM-768 (two backends) and X-Wing | §3.3, §3.4 |
 //! | `kdf` (internal) | HKDF/HMAC/SHA-256 and every domain-separation label | §3.5, §3.6 |
 //! | [`identity`] | device and account identities, device certificates | §4.1, §4.2 |
+//! | [`account`] | accounts: key from a (recovery) seed, Session IDs | §8.1 |
+//! | [`device`] | signed device lists, revocation, count-hiding prekey records | §8.2–§8.4 |
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
@@ -43,7 +45,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod account;
 pub(crate) mod aead;
+pub mod device;
 pub mod dh;
 pub mod handshake;
 pub mod identity;

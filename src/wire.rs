@@ -38,6 +38,10 @@ pub mod message_type {
     pub const DEVICE_CERTIFICATE: u8 = 0x03;
     /// A double-ratchet message (spec §7.7).
     pub const RATCHET_MESSAGE: u8 = 0x04;
+    /// An account's signed device list (spec §8.2).
+    pub const DEVICE_LIST: u8 = 0x05;
+    /// An account's prekey record: padded, encrypted bundle slots (spec §8.4).
+    pub const PREKEY_RECORD: u8 = 0x06;
 }
 
 /// Why bytes could not be decoded. Decoding changes no state, so any of these
@@ -96,6 +100,40 @@ pub enum WireError {
         /// The field.
         field: &'static str,
     },
+    /// A count read from the input exceeds the bound the spec sets for it.
+    TooMany {
+        /// The counted field.
+        field: &'static str,
+        /// The count received.
+        count: usize,
+        /// The largest count allowed.
+        max: usize,
+    },
+    /// A length prefix read from the input exceeds the bound the spec sets for it.
+    LengthExceeded {
+        /// The length-prefixed field.
+        field: &'static str,
+        /// The length received.
+        len: usize,
+        /// The largest length allowed.
+        max: usize,
+    },
+    /// A text field is not valid UTF-8.
+    InvalidUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// Items that must be in strictly ascending order (so each object has
+    /// exactly one encoding) are out of order or repeated.
+    NotCanonical {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field holds a value the spec does not allow there.
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -132,6 +170,27 @@ impl fmt::Display for WireError {
                 "field `{field}` is not a valid ML-KEM-768 public key (FIPS 203 modulus check failed)"
             ),
             Self::Empty { field } => write!(f, "field `{field}` must not be empty"),
+            Self::TooMany { field, count, max } => {
+                write!(
+                    f,
+                    "field `{field}` has {count} items; at most {max} are allowed"
+                )
+            }
+            Self::LengthExceeded { field, len, max } => write!(
+                f,
+                "field `{field}` claims {len} bytes; at most {max} are allowed"
+            ),
+            Self::InvalidUtf8 { field } => write!(f, "field `{field}` is not valid UTF-8"),
+            Self::NotCanonical { field } => write!(
+                f,
+                "items of `{field}` are out of order or repeated; the encoding is not canonical"
+            ),
+            Self::InvalidValue { field } => {
+                write!(
+                    f,
+                    "field `{field}` holds a value this version does not allow"
+                )
+            }
         }
     }
 }
@@ -188,6 +247,42 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
         Ok(u32::from_be_bytes(self.array::<4>(field)?))
+    }
+
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.array::<8>(field)?))
+    }
+
+    /// A count (already read as `count`) checked against its bound `max`
+    /// before anything is allocated for it (spec §6.5).
+    pub(crate) fn check_count(
+        count: usize,
+        max: usize,
+        field: &'static str,
+    ) -> Result<usize, WireError> {
+        if count > max {
+            return Err(WireError::TooMany { field, count, max });
+        }
+        Ok(count)
+    }
+
+    /// A field prefixed by its length `len` (already read), checked against
+    /// `max` and then read as a sub-slice (no copy).
+    pub(crate) fn bounded(
+        &mut self,
+        len: usize,
+        max: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], WireError> {
+        if len > max {
+            return Err(WireError::LengthExceeded { field, len, max });
+        }
+        self.slice(len, field)
+    }
+
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
     }
 
     pub(crate) fn array<const N: usize>(
@@ -263,6 +358,11 @@ impl Writer {
     }
 
     pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }

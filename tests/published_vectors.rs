@@ -350,3 +350,129 @@ fn frozen_stored_session_v1_still_loads_and_decrypts() {
         unhex(&v["plaintext"])
     );
 }
+
+#[test]
+fn devices_vectors_verify_through_the_public_api() {
+    use session_ratchet::account::{Account, SessionId};
+    use session_ratchet::device::list::{SignedDeviceList, UpdateOutcome, VerifiedDeviceList};
+    use session_ratchet::device::record::PrekeyRecord;
+    use session_ratchet::prekey::PrekeyBundle;
+    use session_ratchet::secret::RecoverySeed;
+
+    let all = load("devices");
+    let list_named = |name: &Value| {
+        let l = all.iter().find(|x| x["name"] == *name).unwrap();
+        SignedDeviceList::from_bytes(&unhex(&l["encoding"])).unwrap()
+    };
+    let mut checked = 0;
+    for v in &all {
+        match v["kind"].as_str().unwrap() {
+            "account" => {
+                let a = Account::from_recovery_seed(&RecoverySeed::from_bytes(arr(
+                    &v["recovery_seed"],
+                )));
+                assert_eq!(a.public_key().to_bytes().to_vec(), unhex(&v["ed25519_pk"]));
+                assert_eq!(a.session_id().to_hex(), v["session_id"].as_str().unwrap());
+            }
+            "device-list" => {
+                let bytes = unhex(&v["encoding"]);
+                let l = SignedDeviceList::from_bytes(&bytes).unwrap();
+                assert_eq!(l.to_bytes(), bytes);
+                assert_eq!(l.hash().to_vec(), unhex(&v["list_hash"]));
+                assert_eq!(l.signature().to_vec(), unhex(&v["signature"]));
+                assert_eq!(l.version(), v["version"].as_u64().unwrap());
+                assert_eq!(l.previous_hash().to_vec(), unhex(&v["previous_hash"]));
+                assert_eq!(
+                    l.account().to_bytes().to_vec(),
+                    unhex(&v["account_ed25519_pk"])
+                );
+                assert!(l.verify_signature().is_ok());
+                let devices = v["devices"].as_array().unwrap();
+                assert_eq!(l.devices().len(), devices.len());
+                for (d, j) in l.devices().iter().zip(devices) {
+                    assert_eq!(d.id().as_bytes().to_vec(), unhex(&j["id"]));
+                    assert_eq!(
+                        d.identity().to_bytes().to_vec(),
+                        unhex(&j["public_identity"])
+                    );
+                    assert_eq!(d.description(), j["description"].as_str().unwrap());
+                    assert_eq!(
+                        u64::from(d.platform().to_byte()),
+                        j["platform"].as_u64().unwrap()
+                    );
+                    assert_eq!(d.added_at(), j["added_at"].as_u64().unwrap());
+                    assert_eq!(d.updated_at(), j["updated_at"].as_u64().unwrap());
+                }
+                let tombstones = v["tombstones"].as_array().unwrap();
+                assert_eq!(l.tombstones().len(), tombstones.len());
+                for (t, j) in l.tombstones().iter().zip(tombstones) {
+                    assert_eq!(t.id().as_bytes().to_vec(), unhex(&j["id"]));
+                    assert_eq!(t.removed_at(), j["removed_at"].as_u64().unwrap());
+                }
+                assert_eq!(
+                    l.extensions().len(),
+                    v["extensions"].as_array().unwrap().len()
+                );
+            }
+            "device-list-update" => {
+                let sid = SessionId::from_hex(v["session_id"].as_str().unwrap()).unwrap();
+                let held = VerifiedDeviceList::trust_first(list_named(&v["held"]), &sid).unwrap();
+                let mids: Vec<SignedDeviceList> = v["intermediates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| SignedDeviceList::from_bytes(&unhex(m)).unwrap())
+                    .collect();
+                let got = match SignedDeviceList::from_bytes(&unhex(&v["offered"])) {
+                    Err(e) => vectors::class(&e),
+                    Ok(offered) => match held.accept_update(&offered, &mids) {
+                        Ok(UpdateOutcome::Advanced(n)) => {
+                            assert_eq!(n.list(), &offered);
+                            "Advanced".into()
+                        }
+                        Ok(UpdateOutcome::Unchanged) => "Unchanged".into(),
+                        Err(e) => {
+                            if let session_ratchet::device::list::DeviceListError::Fork(ev) = &e {
+                                assert!(ev.verify());
+                                assert_eq!(ev.offered(), &offered);
+                            }
+                            vectors::class(&e)
+                        }
+                    },
+                };
+                assert_eq!(got, v["expected"], "{}", v["name"]);
+            }
+            "prekey-record" => {
+                let list = list_named(&v["list"]);
+                let sid = SessionId::from_account_key(list.account()).unwrap();
+                let held = VerifiedDeviceList::trust_first(list, &sid).unwrap();
+                let bundles: Vec<PrekeyBundle> = v["bundles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| PrekeyBundle::from_bytes(&unhex(&b["bundle"])).unwrap())
+                    .collect();
+                let mut rng = replay(&v["draws"]);
+                let record = PrekeyRecord::build(&mut rng, &held, &bundles).unwrap();
+                assert_eq!(rng.pos, rng.bytes.len(), "every listed draw is used");
+                assert_eq!(record.to_bytes(), unhex(&v["record"]));
+                let opened = PrekeyRecord::from_bytes(&unhex(&v["record"]))
+                    .unwrap()
+                    .open(&held)
+                    .unwrap();
+                assert!(opened.missing().is_empty());
+                for ((id, b), j) in opened
+                    .bundles()
+                    .iter()
+                    .zip(v["bundles"].as_array().unwrap())
+                {
+                    assert_eq!(id.as_bytes().to_vec(), unhex(&j["device_id"]));
+                    assert_eq!(b.bundle().to_bytes(), unhex(&j["bundle"]));
+                }
+            }
+            other => panic!("unknown kind {other}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 1 + 5 + 11 + 1);
+}

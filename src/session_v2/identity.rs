@@ -9,66 +9,23 @@
 
 use crate::dh::X25519PublicKey;
 use crate::secret::{AccountKeySeed, DeviceKeySeed, Ed25519Seed, RecoverySeed, X25519Secret};
-use alloc::string::String;
 use core::fmt;
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha512};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
-/// The Session ID prefix byte of a standard (non-group, unblinded) account.
-pub const SESSION_ID_PREFIX: u8 = 0x05;
-/// Length of a Session ID in bytes.
-pub const SESSION_ID_LEN: usize = 33;
-/// Length of a Session ID in hex characters.
-pub const SESSION_ID_HEX_LEN: usize = 66;
+// Session IDs and the Ed25519 → X25519 map are shared with the account layer
+// (spec §8.1), which works without this feature; they live in `crate::account`.
+pub use crate::account::{
+    SESSION_ID_HEX_LEN, SESSION_ID_LEN, SESSION_ID_PREFIX, SessionId, SessionIdError,
+    ed25519_pk_to_x25519,
+};
 
 /// Builds a recovery seed from its 16 bytes (e.g. loaded from storage).
 pub fn recovery_seed_from_bytes(bytes: [u8; 16]) -> RecoverySeed {
     let mut bytes = bytes;
     RecoverySeed::from_mut_array(&mut bytes)
-}
-
-impl RecoverySeed {
-    /// Builds a recovery seed from its 16 bytes; the argument copy is zeroized.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        recovery_seed_from_bytes(bytes)
-    }
-
-    /// A fresh random recovery seed (a new account).
-    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self::random(rng)
-    }
-
-    /// A copy of the 16 bytes for persisting or exporting the seed; the copy
-    /// is zeroized when dropped.
-    pub fn export(&self) -> Zeroizing<[u8; 16]> {
-        Zeroizing::new(*self.expose())
-    }
-
-    /// The 32-byte Ed25519 seed of this account: the 16 bytes then 16 zero bytes.
-    pub fn to_ed25519_seed(&self) -> Ed25519Seed {
-        let mut full = [0u8; 32];
-        if let Some(head) = full.first_chunk_mut::<16>() {
-            head.copy_from_slice(self.expose());
-        }
-        Ed25519Seed::from_mut_array(&mut full)
-    }
-}
-
-impl Ed25519Seed {
-    /// Builds a 32-byte Ed25519 seed; the argument copy is zeroized.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        let mut bytes = bytes;
-        Self::from_mut_array(&mut bytes)
-    }
-
-    /// A copy of the 32 bytes for persisting or exporting the seed; the copy
-    /// is zeroized when dropped.
-    pub fn export(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(*self.expose())
-    }
 }
 
 impl AccountKeySeed {
@@ -95,181 +52,6 @@ impl DeviceKeySeed {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self::random(rng)
     }
-}
-
-/// Why a Session ID string or byte string was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SessionIdError {
-    /// Not 66 hex characters (33 bytes).
-    WrongLength {
-        /// Characters (or bytes, for byte input) received.
-        got: usize,
-    },
-    /// A character that is not a hex digit.
-    BadHex {
-        /// 0-based character position.
-        position: usize,
-    },
-    /// The first byte is not `05`. `03` is a closed group, `15`/`25` a
-    /// blinded community ID: none of them is an account's Session ID.
-    WrongPrefix {
-        /// The prefix byte found.
-        prefix: u8,
-    },
-}
-
-impl fmt::Display for SessionIdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::WrongLength { got } => write!(
-                f,
-                "a Session ID is {SESSION_ID_HEX_LEN} hex characters ({SESSION_ID_LEN} bytes), got {got}"
-            ),
-            Self::BadHex { position } => {
-                write!(
-                    f,
-                    "character {position} of the Session ID is not a hex digit"
-                )
-            }
-            Self::WrongPrefix { prefix } => write!(
-                f,
-                "a Session ID starts with 05, got {prefix:02x} (03 = group, 15/25 = blinded ID)"
-            ),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for SessionIdError {}
-
-/// A Session ID: `0x05 || X25519 public key` (33 bytes). Public data.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId([u8; SESSION_ID_LEN]);
-
-impl SessionId {
-    /// The Session ID of an X25519 public key.
-    pub fn from_x25519(key: &X25519PublicKey) -> Self {
-        let mut b = [0u8; SESSION_ID_LEN];
-        b[0] = SESSION_ID_PREFIX;
-        if let Some(tail) = b.last_chunk_mut::<32>() {
-            tail.copy_from_slice(key.as_bytes());
-        }
-        Self(b)
-    }
-
-    /// Parses 33 bytes; the first must be `0x05`.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SessionIdError> {
-        let b: [u8; SESSION_ID_LEN] = bytes
-            .try_into()
-            .map_err(|_| SessionIdError::WrongLength { got: bytes.len() })?;
-        if b[0] != SESSION_ID_PREFIX {
-            return Err(SessionIdError::WrongPrefix { prefix: b[0] });
-        }
-        Ok(Self(b))
-    }
-
-    /// Parses 66 hex characters (either case), e.g. `05` followed by 64 more.
-    ///
-    /// ```
-    /// use session_ratchet::session_v2::identity::{SessionId, SessionIdError};
-    /// let id = "05".to_string() + &"ab".repeat(32);
-    /// assert_eq!(SessionId::from_hex(&id)?.to_string(), id);
-    /// assert_eq!(SessionId::from_hex("05ab"), Err(SessionIdError::WrongLength { got: 4 }));
-    /// let group = "03".to_string() + &"ab".repeat(32);
-    /// assert_eq!(SessionId::from_hex(&group), Err(SessionIdError::WrongPrefix { prefix: 3 }));
-    /// # Ok::<(), SessionIdError>(())
-    /// ```
-    pub fn from_hex(s: &str) -> Result<Self, SessionIdError> {
-        let chars = s.as_bytes();
-        if chars.len() != SESSION_ID_HEX_LEN {
-            return Err(SessionIdError::WrongLength {
-                got: s.chars().count(),
-            });
-        }
-        let mut b = [0u8; SESSION_ID_LEN];
-        for (i, (out, pair)) in b.iter_mut().zip(chars.chunks_exact(2)).enumerate() {
-            let &[hi, lo] = pair else {
-                return Err(SessionIdError::WrongLength { got: chars.len() });
-            };
-            let hi = hex_val(hi).ok_or(SessionIdError::BadHex { position: 2 * i })?;
-            let lo = hex_val(lo).ok_or(SessionIdError::BadHex {
-                position: 2 * i + 1,
-            })?;
-            *out = (hi << 4) | lo;
-        }
-        Self::from_bytes(&b)
-    }
-
-    /// The 33 bytes.
-    pub fn as_bytes(&self) -> &[u8; SESSION_ID_LEN] {
-        &self.0
-    }
-
-    /// The X25519 public key (the ID without its prefix).
-    pub fn x25519(&self) -> X25519PublicKey {
-        let mut k = [0u8; 32];
-        if let Some(tail) = self.0.last_chunk::<32>() {
-            k.copy_from_slice(tail);
-        }
-        X25519PublicKey::from_bytes(k)
-    }
-
-    /// 66 lowercase hex characters.
-    pub fn to_hex(&self) -> String {
-        to_hex(&self.0)
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({self})")
-    }
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            if let Some(&d) = DIGITS.get(usize::from(nibble)) {
-                s.push(char::from(d));
-            }
-        }
-    }
-    s
-}
-
-/// libsodium `crypto_sign_ed25519_pk_to_curve25519`: the birational map of an
-/// Ed25519 public key to its X25519 public key. `None` (libsodium: −1) for an
-/// undecodable point, a small-order point, or one outside the prime-order subgroup.
-pub fn ed25519_pk_to_x25519(ed25519_public: &[u8; 32]) -> Option<X25519PublicKey> {
-    let point = CompressedEdwardsY(*ed25519_public).decompress()?;
-    if point.is_small_order() || !point.is_torsion_free() {
-        return None;
-    }
-    Some(X25519PublicKey::from_bytes(
-        point.to_montgomery().to_bytes(),
-    ))
 }
 
 /// libsodium `crypto_sign_ed25519_sk_to_curve25519`: the clamped first half of
@@ -380,7 +162,7 @@ impl fmt::Debug for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
+    use alloc::string::{String, ToString};
 
     #[test]
     fn session_id_parse_errors() {

@@ -16,6 +16,7 @@
     clippy::panic
 )]
 
+pub mod devices;
 pub mod handshake;
 pub mod kem;
 pub mod ratchet;
@@ -36,6 +37,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("kem", kem::vectors()),
         ("handshake", handshake::vectors()),
         ("ratchet", ratchet::vectors()),
+        ("devices", devices::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
