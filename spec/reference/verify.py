@@ -245,13 +245,33 @@ def run_self_test(directory: str) -> int:
             else:
                 missed.append(what)
 
-        if missed:
+        # Layer rule cases: inputs built in memory that must give a stated
+        # verdict or error class (for classes no published vector reaches).
+        rule_cases = rule_ok = 0
+        rule_missed: list[str] = []
+        if hasattr(layer, "self_test"):
+            try:
+                cases = layer.self_test(vectors)
+            except Exception:
+                cases = [("<rule self-test>", "raised:\n" + traceback.format_exc())]
+            for case, problem in cases:
+                rule_cases += 1
+                if problem is None:
+                    rule_ok += 1
+                else:
+                    rule_missed.append(f"rule case '{case}': {problem}")
+        rules = f", {rule_ok}/{rule_cases} rule cases" if rule_cases else ""
+
+        if missed or rule_missed:
             ok = False
-            print(f"{fname}: SELF-TEST FAILED: {len(missed)} of {tried} corruptions went unnoticed")
+            print(f"{fname}: SELF-TEST FAILED: {len(missed)} of {tried} corruptions went unnoticed"
+                  + (f", {len(rule_missed)} of {rule_cases} rule cases failed" if rule_cases else ""))
             for m in missed:
                 print(f"  unnoticed: {m}")
+            for m in rule_missed:
+                print(f"  {m}")
         else:
-            print(f"{fname}: self-test OK, {detected}/{tried} corruptions detected")
+            print(f"{fname}: self-test OK, {detected}/{tried} corruptions detected{rules}")
     print("self-test OK" if ok else "SELF-TEST FAILED")
     return 0 if ok else 1
 
