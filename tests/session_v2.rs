@@ -27,7 +27,6 @@ use session_ratchet::session_v2::{bencode, dm, link, mnemonic, xeddsa};
 use std::collections::BTreeMap;
 use vectors::{Account, class};
 
-
 fn hx(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().unwrap()).unwrap()
 }
