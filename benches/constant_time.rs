@@ -167,7 +167,8 @@ fn chain_kdf_step(runner: &mut CtRunner, rng: &mut BenchRng) {
 fn root_kdf_step(runner: &mut CtRunner, rng: &mut BenchRng) {
     let peer = PublicKey::from(&StaticSecret::from(bytes::<32>(rng)));
     let fixed = ([1u8; 32], [2u8; 32]);
-    let inputs: Vec<(Class, ([u8; 32], [u8; 32]))> = (0..SAMPLES / 4)
+    type Keys = ([u8; 32], [u8; 32]);
+    let inputs: Vec<(Class, Keys)> = (0..SAMPLES / 4)
         .map(|_| match class(rng) {
             Class::Left => (Class::Left, fixed),
             Class::Right => (Class::Right, (bytes(rng), bytes(rng))),

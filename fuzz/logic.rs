@@ -465,7 +465,10 @@ pub fn link_request(data: &[u8]) {
     }
 }
 
-fn v2_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// Seed inputs of one target.
+type Seeds = Vec<Vec<u8>>;
+
+fn v2_seeds() -> (Seeds, Seeds, Seeds, Seeds) {
     let (sender, account, keys, dev) = v2_parties();
     let mut r = rng(0x52);
     let with = |m: u8, b: &[u8]| {
@@ -850,7 +853,7 @@ fn interaction_seeds() -> Vec<Vec<u8>> {
 // ---------------------------------------------------------------------------
 // Seed corpora
 
-fn handshake_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn handshake_seeds() -> (Seeds, Seeds, Seeds) {
     let mut r = rng(0x5EED);
     let (bob, mut store) = bob();
     let alice = alice();
