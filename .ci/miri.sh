@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Miri (undefined-behaviour interpreter) over the pure-logic unit tests: the
-# wire codec, strict bencode, the erasure code, and message framing and
-# padding, (including their
-# never-panics property tests, with few cases). Crypto-heavy tests are
-# skipped: interpreting X25519/ML-KEM takes hours.
+# wire codec, strict bencode, the erasure code, and ratchet message framing
+# and padding (including the never-panics property tests, with few cases).
+# Crypto-heavy tests are skipped: interpreting X25519/ML-KEM takes hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
