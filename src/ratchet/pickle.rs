@@ -401,7 +401,16 @@ impl Session {
         } else {
             None
         };
-        let padding = PaddingPolicy::multiple_of(r.u16("padding bucket")?);
+        let bucket = r.u16("padding bucket")?;
+        if bucket == 0 {
+            // `PaddingPolicy` never holds 0 (it would load as 1): reject, so
+            // the encoding stays canonical (spec §1.3).
+            return Err(WireError::InvalidFlags {
+                field: "padding bucket",
+                flags: 0,
+            });
+        }
+        let padding = PaddingPolicy::multiple_of(bucket);
         r.finish()?;
         Ok(Self {
             role,

@@ -606,3 +606,21 @@ mod padding_pure {
         assert!(message::split(&long).is_err());
     }
 }
+
+/// Found by the `stored_session` fuzz target: a padding bucket of 0 loaded as
+/// 1, so the stored encoding was not canonical (spec §1.3).
+#[test]
+fn stored_padding_bucket_zero_is_rejected() {
+    let p = pair(12);
+    let mut bytes = p.a.to_stored().as_bytes().to_vec();
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 2..], &256u16.to_be_bytes());
+    bytes[n - 2..].copy_from_slice(&[0, 0]);
+    assert_eq!(
+        Session::from_stored(&StoredSession::from_bytes(&bytes)).unwrap_err(),
+        RatchetError::Storage(StorageError::Corrupted)
+    );
+    bytes[n - 2..].copy_from_slice(&[0, 1]);
+    let s = Session::from_stored(&StoredSession::from_bytes(&bytes)).unwrap();
+    assert_eq!(s.to_stored().as_bytes(), bytes.as_slice());
+}
