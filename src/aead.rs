@@ -7,6 +7,17 @@
 //!   one body, so a fixed nonce is safe;
 //! - **headers and stored state**: XChaCha20-Poly1305 under a long-lived key
 //!   with a random 24-byte nonce drawn from the injected RNG.
+//!
+//! ## Fuzzing build only
+//!
+//! When the crate is compiled with `--cfg fuzzing` (set by `cargo fuzz` and
+//! nothing else), both `open` functions also accept a ciphertext whose tag is
+//! sixteen zero bytes and then return the bytes before the tag unchanged, as
+//! if they were the plaintext. Fuzzers can then write headers, bodies, PQ
+//! sections and stored sessions directly and reach the states behind
+//! authentication (rustls and vodozemac weaken their fuzzing builds the same
+//! way). This code is never compiled otherwise: a unit test below and
+//! `tests/fuzz_corpus.rs` check that a zero tag is rejected in normal builds.
 
 use alloc::vec::Vec;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
@@ -23,8 +34,26 @@ pub(crate) fn seal_single_use(key: &[u8; 32], ad: &[u8], buf: &mut Vec<u8>) -> b
     cipher.encrypt_in_place(&[0u8; 12].into(), ad, buf).is_ok()
 }
 
+/// Fuzzing builds only: accepts an all-zero tag, leaving the bytes before it
+/// as the "plaintext". Never compiled outside `--cfg fuzzing`.
+#[cfg(fuzzing)]
+fn fuzzing_zero_tag(buf: &mut Vec<u8>) -> bool {
+    let Some(at) = buf.len().checked_sub(TAG_LEN) else {
+        return false;
+    };
+    if buf.get(at..).is_some_and(|tag| tag.iter().all(|&b| b == 0)) {
+        buf.truncate(at);
+        return true;
+    }
+    false
+}
+
 /// Decrypts `buf` in place (removing the tag); `false` if authentication fails.
 pub(crate) fn open_single_use(key: &[u8; 32], ad: &[u8], buf: &mut Vec<u8>) -> bool {
+    #[cfg(fuzzing)]
+    if fuzzing_zero_tag(buf) {
+        return true;
+    }
     let cipher = ChaCha20Poly1305::new(key.into());
     cipher.decrypt_in_place(&[0u8; 12].into(), ad, buf).is_ok()
 }
@@ -47,6 +76,10 @@ pub(crate) fn open_x(
     ad: &[u8],
     buf: &mut Vec<u8>,
 ) -> bool {
+    #[cfg(fuzzing)]
+    if fuzzing_zero_tag(buf) {
+        return true;
+    }
     let cipher = XChaCha20Poly1305::new(key.into());
     cipher.decrypt_in_place(nonce.into(), ad, buf).is_ok()
 }
@@ -54,6 +87,7 @@ pub(crate) fn open_x(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn chacha20poly1305_rfc8439_2_8_2() {
@@ -99,5 +133,19 @@ mod tests {
         assert!(!open_x(&key, &[3u8; 24], b"", &mut t));
         assert!(open_x(&key, &nonce, b"", &mut buf));
         assert_eq!(buf, b"header");
+    }
+
+    /// The fuzzing-only zero-tag acceptance is not compiled into normal builds.
+    #[cfg(not(fuzzing))]
+    #[test]
+    fn zero_tag_is_rejected_outside_fuzzing_builds() {
+        for len in [0usize, 1, 44, 300] {
+            let mut buf = vec![0u8; len + TAG_LEN];
+            assert!(!open_single_use(&[0; 32], b"", &mut buf.clone()));
+            assert!(!open_single_use(&[7; 32], b"ad", &mut buf));
+            let mut buf = vec![0u8; len + TAG_LEN];
+            assert!(!open_x(&[0; 32], &[0; 24], b"", &mut buf.clone()));
+            assert!(!open_x(&[7; 32], &[1; 24], b"ad", &mut buf));
+        }
     }
 }

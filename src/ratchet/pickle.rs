@@ -412,6 +412,8 @@ impl Session {
         };
         let bucket = r.u16("padding bucket")?;
         if bucket == 0 {
+            // `PaddingPolicy` never holds 0 (it would load as 1): reject, so
+            // the encoding stays canonical (spec §1.3).
             return Err(WireError::InvalidFlags {
                 field: "padding bucket",
                 flags: 0,

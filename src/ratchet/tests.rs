@@ -588,3 +588,104 @@ fn one_sided_traffic_keeps_sending_pq_symbols() {
         "an encapsulation to the peer's key is in flight"
     );
 }
+
+/// Pure padding and framing logic (no cryptography; also run under Miri by
+/// `.ci/miri.sh`).
+mod padding_pure {
+    use super::super::message::{self, Header};
+    use super::super::{MAX_WIRE_LEN, PaddingPolicy};
+    use crate::dh::X25519PublicKey;
+    use alloc::vec;
+
+    #[test]
+    fn policy_rounds_up_to_whole_buckets() {
+        let p = PaddingPolicy::DEFAULT;
+        assert_eq!(p.bucket(), 256);
+        assert_eq!(PaddingPolicy::default(), p);
+        assert_eq!(p.round_up(0), 0);
+        assert_eq!(p.round_up(1), 256);
+        assert_eq!(p.round_up(256), 256);
+        assert_eq!(p.round_up(257), 512);
+        assert_eq!(PaddingPolicy::multiple_of(0).bucket(), 1);
+        assert_eq!(PaddingPolicy::multiple_of(1).round_up(77), 77);
+        assert_eq!(PaddingPolicy::multiple_of(100).round_up(101), 200);
+        // Saturates instead of overflowing.
+        assert_eq!(
+            PaddingPolicy::multiple_of(256).round_up(usize::MAX),
+            usize::MAX
+        );
+    }
+
+    #[test]
+    fn body_round_trips_and_padding_must_be_zero() {
+        let b = message::body(b"pq", b"hello", 5);
+        assert_eq!(b.len(), message::BODY_FRAMING + 2 + 5 + 5);
+        assert_eq!(&b[..2], &[0, 2]);
+        assert_eq!(&b[4..8], &[0, 0, 0, 5]);
+        assert_eq!(message::parse_body(&b), Some((&b"pq"[..], &b"hello"[..])));
+        let mut bad = b.clone();
+        *bad.last_mut().unwrap() = 1;
+        assert_eq!(message::parse_body(&bad), None);
+        // Lengths that run past the end.
+        assert_eq!(message::parse_body(&[0, 3, 1, 2]), None);
+        assert_eq!(message::parse_body(&[0, 0, 0, 0, 0, 9, 1]), None);
+        assert_eq!(message::parse_body(&[0]), None);
+        assert_eq!(
+            message::parse_body(&[0, 0, 0, 0, 0, 0]),
+            Some((&[][..], &[][..]))
+        );
+    }
+
+    #[test]
+    fn header_encoding_is_fixed_and_big_endian() {
+        let h = Header {
+            dh: X25519PublicKey([9; 32]),
+            pn: 0x0102_0304,
+            n: 5,
+            mix_epoch: 0xA0B0_C0D0,
+        };
+        let e = h.encode();
+        assert_eq!(&e[..32], &[9; 32]);
+        assert_eq!(&e[32..], &[1, 2, 3, 4, 0, 0, 0, 5, 0xA0, 0xB0, 0xC0, 0xD0]);
+        assert_eq!(Header::decode(&e), Some(h));
+        assert_eq!(Header::decode(&e[..43]), None);
+        assert_eq!(Header::decode(&[e.as_slice(), &[0]].concat()), None);
+    }
+
+    #[test]
+    fn split_finds_every_part_and_checks_lengths() {
+        let mut m = message::start(&[7; 24], 0);
+        assert_eq!(&m[..2], &[crate::wire::WIRE_VERSION, 0x04]);
+        m.extend_from_slice(&[1; message::HEADER_LEN + 16]);
+        let short = m.clone();
+        m.extend_from_slice(&[2; message::BODY_FRAMING + 16]);
+        let p = message::split(&m).unwrap();
+        assert_eq!(p.nonce, [7; 24]);
+        assert_eq!(p.prefix, &m[..message::PREFIX_LEN]);
+        assert_eq!(p.enc_header, &[1; message::HEADER_LEN + 16][..]);
+        assert_eq!(p.enc_body, &[2; message::BODY_FRAMING + 16][..]);
+        assert_eq!(m.len(), message::MIN_MESSAGE_LEN);
+        assert!(message::split(&short).is_err());
+        assert!(message::split(&m[..m.len() - 1]).is_err());
+        let long = vec![0u8; MAX_WIRE_LEN + 1];
+        assert!(message::split(&long).is_err());
+    }
+}
+
+/// Found by the `stored_session` fuzz target: a padding bucket of 0 loaded as
+/// 1, so the stored encoding was not canonical (spec §1.3).
+#[test]
+fn stored_padding_bucket_zero_is_rejected() {
+    let p = pair(12);
+    let mut bytes = p.a.to_stored().as_bytes().to_vec();
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 2..], &256u16.to_be_bytes());
+    bytes[n - 2..].copy_from_slice(&[0, 0]);
+    assert_eq!(
+        Session::from_stored(&StoredSession::from_bytes(&bytes)).unwrap_err(),
+        RatchetError::Storage(StorageError::Corrupted)
+    );
+    bytes[n - 2..].copy_from_slice(&[0, 1]);
+    let s = Session::from_stored(&StoredSession::from_bytes(&bytes)).unwrap();
+    assert_eq!(s.to_stored().as_bytes(), bytes.as_slice());
+}

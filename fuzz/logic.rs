@@ -1,0 +1,906 @@
+//! What each fuzz target checks, shared by the libFuzzer targets
+//! (`fuzz/fuzz_targets/*.rs`) and the root crate's corpus replay test
+//! (`tests/fuzz_corpus.rs`), which both include this file with `#[path]`.
+//!
+//! Every function takes the raw fuzzer input and panics only when a property
+//! of the library is broken: a decoder panicked, accepted a non-canonical
+//! encoding, changed a session on error, let a replay through, delivered a
+//! wrong plaintext, or exceeded a bound. [`seed_corpus`] builds the committed
+//! seed inputs deterministically.
+//!
+//! In a fuzzing build (`--cfg fuzzing`) the library's AEAD also accepts an
+//! all-zero tag and then treats the ciphertext as the plaintext (see
+//! `src/aead.rs`); the seeds below include such inputs so the fuzzer starts
+//! behind authentication. In a normal build they exercise the error paths.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use session_ratchet::handshake::PrekeyMessage;
+use session_ratchet::identity::{AccountIdentity, DeviceCertificate, DeviceIdentity};
+use session_ratchet::prekey::{PrekeyBundle, PrekeyStore};
+use session_ratchet::ratchet::{
+    self, MAX_SKIPPED_KEYS, RatchetError, Session, StorageKey, StoredSession,
+};
+use session_ratchet::secret::{AccountKeySeed, DeviceKeySeed};
+use session_ratchet::session_v2::account_keys::{KeyPair, account_key_pair, device_key_pair};
+use session_ratchet::session_v2::bencode::{self, Limits};
+use session_ratchet::session_v2::device_group::{
+    DeviceEntry, DeviceRecord, GroupPayload, decrypt_group, encrypt_group, is_kicked,
+};
+use session_ratchet::session_v2::identity::{Identity, SessionId, ed25519_pk_to_x25519};
+use session_ratchet::session_v2::{dm, link};
+use std::sync::OnceLock;
+
+/// Associated data every fixture message is sent with.
+pub const AD: &[u8] = b"fuzz";
+
+/// The fuzz targets, in the order `.ci/fuzz-smoke.sh` runs them.
+pub const TARGETS: &[&str] = &[
+    "prekey_bundle",
+    "prekey_message",
+    "device_certificate",
+    "ratchet_decrypt",
+    "stored_session",
+    "bencode",
+    "dm_receive",
+    "device_group",
+    "link_request",
+    "interaction",
+];
+
+/// Runs target `name` on `data` (the corpus replay test's entry point).
+pub fn run(name: &str, data: &[u8]) {
+    match name {
+        "prekey_bundle" => prekey_bundle(data),
+        "prekey_message" => prekey_message(data),
+        "device_certificate" => device_certificate(data),
+        "ratchet_decrypt" => ratchet_decrypt(data),
+        "stored_session" => stored_session(data),
+        "bencode" => bencode_target(data),
+        "dm_receive" => dm_receive(data),
+        "device_group" => device_group(data),
+        "link_request" => link_request(data),
+        "interaction" => interaction(data),
+        other => panic!("unknown fuzz target {other}"),
+    }
+}
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Replaces the last 16 bytes (a Poly1305 tag) with zeros: accepted without
+/// a key only by fuzzing builds.
+fn zero_tag(mut m: Vec<u8>) -> Vec<u8> {
+    let n = m.len();
+    if n >= 16 {
+        m[n - 16..].fill(0);
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------
+// Handshake fixtures
+
+/// Bob's identity and a fresh prekey store (one one-time X25519 prekey and
+/// one one-time ML-KEM prekey), identical on every call.
+fn bob() -> (DeviceIdentity, PrekeyStore) {
+    let mut r = rng(0xB0B);
+    let bob = DeviceIdentity::generate(&mut r);
+    let mut store = PrekeyStore::new(&mut r, &bob);
+    store.generate_one_time_prekeys(&mut r, &bob, 1).unwrap();
+    store
+        .generate_one_time_kem_prekeys(&mut r, &bob, 1)
+        .unwrap();
+    (bob, store)
+}
+
+fn alice() -> DeviceIdentity {
+    DeviceIdentity::generate(&mut rng(0xA11CE))
+}
+
+fn store_fingerprint(store: &PrekeyStore) -> (Vec<u32>, Vec<u32>) {
+    (store.one_time_prekey_ids(), store.one_time_kem_prekey_ids())
+}
+
+// ---------------------------------------------------------------------------
+// Decoders of chapter 6
+
+/// `PrekeyBundle::from_bytes`: no panic; canonical (`encode(decode(b)) = b`);
+/// verification of whatever decoded does not panic.
+pub fn prekey_bundle(data: &[u8]) {
+    if let Ok(b) = PrekeyBundle::from_bytes(data) {
+        assert_eq!(b.to_bytes(), data, "bundle encoding is not canonical");
+        let id = *b.identity();
+        if let Ok(v) = b.verify() {
+            assert_eq!(v.identity(), &id);
+            assert_eq!(v.bundle().to_bytes(), data);
+        }
+    }
+}
+
+/// `DeviceCertificate::from_bytes`: no panic, canonical, verify total.
+pub fn device_certificate(data: &[u8]) {
+    if let Ok(c) = DeviceCertificate::from_bytes(data) {
+        assert_eq!(c.to_bytes(), data, "certificate encoding is not canonical");
+        assert_eq!(data.len(), DeviceCertificate::ENCODED_LEN);
+        let _ = c.verify();
+    }
+}
+
+/// `PrekeyMessage::from_bytes` (canonical), then `Session::respond` on Bob's
+/// fixture store: on error the store consumed nothing.
+pub fn prekey_message(data: &[u8]) {
+    let Ok(m) = PrekeyMessage::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        m.to_bytes(),
+        data,
+        "prekey message encoding is not canonical"
+    );
+    let (bob, mut store) = bob();
+    let before = store_fingerprint(&store);
+    match Session::respond(&bob, &mut store, data, AD) {
+        Ok((session, _plaintext)) => {
+            assert!(session.skipped_keys_held() <= MAX_SKIPPED_KEYS);
+            let stored = session.to_stored();
+            let back = Session::from_stored(&stored).unwrap();
+            assert_eq!(back.to_stored(), stored);
+        }
+        Err(_) => assert_eq!(
+            store_fingerprint(&store),
+            before,
+            "respond consumed on error"
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Ratchet decryption on live sessions
+
+struct DecryptFixture {
+    /// Stored sessions the target decrypts with, selected by the first input byte.
+    states: Vec<Vec<u8>>,
+    /// Seed inputs: selector byte ‖ message.
+    seeds: Vec<Vec<u8>>,
+}
+
+fn send(s: &mut Session, r: &mut ChaCha20Rng, text: &[u8]) -> Vec<u8> {
+    s.encrypt(r, text, AD).unwrap()
+}
+
+/// A scripted conversation with loss and reordering. States: 0 = Alice
+/// still initiating (no reply yet), 1 = Bob with skipped keys and old
+/// chains, 2 = Alice established. Seeds are messages each state has not
+/// seen yet (genuine, tampered and zero-tag variants).
+fn decrypt_fixture() -> &'static DecryptFixture {
+    static F: OnceLock<DecryptFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mut r = rng(0xDEC);
+        let alice = alice();
+        let (bob, mut store) = bob();
+        let bundle = store
+            .bundle(&bob, None, None)
+            .unwrap()
+            .verify_for(bob.public())
+            .unwrap();
+        let mut a = Session::initiate(&mut r, &alice, &bundle).unwrap();
+        let p1 = send(&mut a, &mut r, b"prekey 1");
+        let p2 = send(&mut a, &mut r, b"prekey 2");
+        let state0 = a.to_stored().as_bytes().to_vec();
+        let (mut b, _) = Session::respond(&bob, &mut store, &p1, AD).unwrap();
+        let r1 = send(&mut b, &mut r, b"reply 1");
+        let r2 = send(&mut b, &mut r, b"reply 2");
+        a.decrypt(&r2, AD).unwrap();
+        // Several DH steps; Bob misses some of Alice's messages.
+        let mut missed = vec![p2.clone()];
+        for turn in 0..6u8 {
+            let m1 = send(&mut a, &mut r, &[b'a', turn, 1]);
+            let m2 = send(&mut a, &mut r, &[b'a', turn, 2]);
+            let m3 = send(&mut a, &mut r, &[b'a', turn, 3]);
+            b.decrypt(&m3, AD).unwrap();
+            if turn % 2 == 0 {
+                b.decrypt(&m1, AD).unwrap();
+                missed.push(m2);
+            } else {
+                missed.push(m1);
+            }
+            let rb = send(&mut b, &mut r, &[b'b', turn]);
+            a.decrypt(&rb, AD).unwrap();
+        }
+        let state1 = b.to_stored().as_bytes().to_vec();
+        let next_a = send(&mut a, &mut r, b"current chain, ahead");
+        let next_a2 = send(&mut a, &mut r, &[0u8; 300]);
+        let state2 = a.to_stored().as_bytes().to_vec();
+        let next_b = send(&mut b, &mut r, b"bob, new chain");
+        let next_b2 = send(&mut b, &mut r, b"bob, second of the chain");
+
+        let mut seeds = Vec::new();
+        let mut add = |sel: u8, m: &[u8]| {
+            let mut v = vec![sel];
+            v.extend_from_slice(m);
+            seeds.push(v);
+        };
+        for m in [&r1, &r2] {
+            add(0, m);
+            add(0, &zero_tag(m.clone()));
+        }
+        for m in missed.iter().chain([&next_a, &next_a2, &p1]) {
+            add(1, m);
+        }
+        add(1, &zero_tag(next_a.clone()));
+        for m in [&next_b, &next_b2] {
+            add(2, m);
+            add(2, &zero_tag(m.clone()));
+        }
+        let mut flipped = next_b.clone();
+        flipped[40] ^= 1;
+        add(2, &flipped);
+        DecryptFixture {
+            states: vec![state0, state1, state2],
+            seeds,
+        }
+    })
+}
+
+/// `Session::decrypt` on a live session: no panic; on error the stored form
+/// is byte-identical; on success the bounds hold and the new state survives
+/// a store/load round trip.
+pub fn ratchet_decrypt(data: &[u8]) {
+    let Some((&sel, msg)) = data.split_first() else {
+        return;
+    };
+    let f = decrypt_fixture();
+    let stored = StoredSession::from_bytes(&f.states[usize::from(sel) % f.states.len()]);
+    let mut s = Session::from_stored(&stored).unwrap();
+    let before = s.to_stored();
+    assert_eq!(before, stored);
+    match s.decrypt(msg, AD) {
+        Ok(_) => {
+            assert!(s.skipped_keys_held() <= MAX_SKIPPED_KEYS);
+            let after = s.to_stored();
+            assert_eq!(Session::from_stored(&after).unwrap().to_stored(), after);
+            // Replaying the same message never succeeds twice.
+            let again = s.decrypt(msg, AD);
+            assert!(again.is_err(), "replayed message decrypted twice");
+            assert_eq!(s.to_stored(), after, "state changed on a failed replay");
+        }
+        Err(_) => assert_eq!(s.to_stored(), before, "state changed on error"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stored sessions
+
+/// `StoredSession::from_bytes` + `Session::from_stored` (and the encrypted
+/// form with a fixed key): no panic; an accepted encoding is canonical, and
+/// the loaded session can encrypt and decrypt without panicking.
+pub fn stored_session(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let stored = if mode & 1 == 0 {
+        StoredSession::from_bytes(rest)
+    } else {
+        match StoredSession::decrypt(rest, &StorageKey::from_bytes([0x5A; 32])) {
+            Ok(s) => s,
+            Err(_) => return,
+        }
+    };
+    let Ok(mut s) = Session::from_stored(&stored) else {
+        return;
+    };
+    assert_eq!(
+        s.to_stored(),
+        stored,
+        "stored session encoding is not canonical"
+    );
+    assert!(s.skipped_keys_held() <= MAX_SKIPPED_KEYS);
+    let mut r = rng(7);
+    let before = s.to_stored();
+    if s.decrypt(&[1, 4, 0, 0], AD).is_err() {
+        assert_eq!(s.to_stored(), before);
+    }
+    if s.encrypt(&mut r, b"after load", AD).is_ok() {
+        let _ = Session::from_stored(&s.to_stored()).unwrap();
+    }
+}
+
+/// Seeds: the fixture states, plain and encrypted.
+fn stored_seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let key = StorageKey::from_bytes([0x5A; 32]);
+    let mut r = rng(0x5707);
+    for s in &decrypt_fixture().states {
+        let mut v = vec![0u8];
+        v.extend_from_slice(s);
+        out.push(v);
+        let mut v = vec![1u8];
+        v.extend_from_slice(&StoredSession::from_bytes(s).encrypt(&mut r, &key));
+        out.push(v);
+        // Zero-tag variant: `0x01 0x11 nonce plain 0^16`.
+        let mut v = vec![1u8, ratchet::STORED_SESSION_VERSION, 0x11];
+        v.extend_from_slice(&[0u8; 24]);
+        v.extend_from_slice(s);
+        v.extend_from_slice(&[0u8; 16]);
+        out.push(v);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Session v2 decoders
+
+/// Strict bencode: no panic; accepted input is canonical; dict-entry view
+/// agrees with the tree view.
+pub fn bencode_target(data: &[u8]) {
+    if let Ok(v) = bencode::decode(data) {
+        assert_eq!(bencode::encode(&v), data, "bencode is not canonical");
+    }
+    if let Ok(entries) = bencode::decode_dict_entries(data, Limits::DEFAULT) {
+        let mut prev: Option<&[u8]> = None;
+        for e in &entries {
+            assert_eq!(bencode::encode(&e.value), e.raw);
+            assert!(e.offset < data.len());
+            if let Some(p) = prev {
+                assert!(p < e.key, "dict keys out of order");
+            }
+            prev = Some(e.key);
+        }
+    }
+}
+
+fn v2_parties() -> &'static (Identity, Identity, KeyPair, KeyPair) {
+    static P: OnceLock<(Identity, Identity, KeyPair, KeyPair)> = OnceLock::new();
+    P.get_or_init(|| {
+        let sender = Identity::from_seed_bytes(&[1u8; 16]).unwrap();
+        let account = Identity::from_seed_bytes(&[2u8; 16]).unwrap();
+        let acc_keys = account_key_pair(&AccountKeySeed::from_bytes([3; 32]));
+        let dev_keys = device_key_pair(&DeviceKeySeed::from_bytes([4; 32]));
+        (sender, account, acc_keys, dev_keys)
+    })
+}
+
+/// `dm::receive`: mode 0 raw bytes; mode 1/2 the bytes are content sent
+/// with PFS / non-PFS and must come back unchanged.
+pub fn dm_receive(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (sender, bob, keys, _) = v2_parties();
+    match mode % 3 {
+        0 => {
+            if let Ok(got) = dm::receive(bob, &[keys], rest) {
+                let derived =
+                    ed25519_pk_to_x25519(&got.sender_ed25519).map(|x| SessionId::from_x25519(&x));
+                assert_eq!(
+                    derived,
+                    Some(got.sender),
+                    "sender id does not match its key"
+                );
+            }
+        }
+        pfs => {
+            let mut r = rng(u64::from(mode));
+            let sent = if pfs == 1 {
+                dm::encrypt_pfs(
+                    &mut r,
+                    sender,
+                    &bob.session_id(),
+                    &keys.public_keys(),
+                    rest,
+                    None,
+                )
+            } else {
+                dm::encrypt_non_pfs(&mut r, sender, &bob.session_id(), rest, Some(sender))
+            };
+            let Ok(msg) = sent else { return };
+            let got = dm::receive(bob, &[keys], &msg).unwrap();
+            assert_eq!(got.content, rest);
+            assert_eq!(got.sender, sender.session_id());
+            assert_eq!(got.pfs, pfs == 1);
+        }
+    }
+}
+
+/// Device-group messages: mode 0 the payload decoder (idempotent), mode 1
+/// the outer message (`decrypt_group`, `is_kicked`), mode 2 a decoded
+/// payload re-encrypted must decrypt to itself.
+pub fn device_group(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (_, account, _, dev) = v2_parties();
+    match mode % 3 {
+        0 => {
+            if let Ok(p) = GroupPayload::decode(rest) {
+                let again = GroupPayload::decode(&p.encode()).unwrap();
+                assert_eq!(again, p, "payload encode/decode not idempotent");
+            }
+        }
+        1 => {
+            let _ = decrypt_group(rest, account.ed25519_public(), dev);
+            let _ = is_kicked(rest, account, &[7; 32]);
+        }
+        _ => {
+            let Ok(p) = GroupPayload::decode(rest) else {
+                return;
+            };
+            if p.devices.len() > 8 {
+                return;
+            }
+            let mut r = rng(9);
+            if let Ok(msg) = encrypt_group(&mut r, account, &p) {
+                let _ = decrypt_group(&msg, account.ed25519_public(), dev);
+                let _ = is_kicked(&msg, account, &[7; 32]);
+            }
+        }
+    }
+}
+
+/// Link requests: mode 0 raw message; mode 1 the bytes are a plaintext
+/// sealed under the account key, so the plaintext parser sees them.
+pub fn link_request(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (_, account, _, _) = v2_parties();
+    if mode & 1 == 0 {
+        let _ = link::decrypt_link_request(account, rest);
+    } else {
+        let msg = link::encrypt_link_request(account, rest);
+        if let Ok(req) = link::decrypt_link_request(account, &msg) {
+            assert_eq!(req.plaintext, rest);
+        }
+    }
+}
+
+/// Seed inputs of one target.
+type Seeds = Vec<Vec<u8>>;
+
+fn v2_seeds() -> (Seeds, Seeds, Seeds, Seeds) {
+    let (sender, account, keys, dev) = v2_parties();
+    let mut r = rng(0x52);
+    let with = |m: u8, b: &[u8]| {
+        let mut v = vec![m];
+        v.extend_from_slice(b);
+        v
+    };
+    // bencode
+    let rec = DeviceRecord::new(1, 1_700_000_000, dev);
+    let mut payload = GroupPayload::default();
+    payload
+        .devices
+        .insert([7; 32], DeviceEntry::Active(Box::new(rec.clone())));
+    payload.devices.insert(
+        [8; 32],
+        DeviceEntry::Removed {
+            removed_at: 1_700_000_100,
+        },
+    );
+    let enc_payload = payload.encode();
+    let link_plain = link::encode_link_request(&[9; 32], &rec);
+    let bencode = vec![
+        b"d1:ai1e1:bl3:xyzi-5eee".to_vec(),
+        b"li0ei42e0:4:spame".to_vec(),
+        enc_payload.clone(),
+        link_plain.clone(),
+    ];
+    // dm
+    let pfs = dm::encrypt_pfs(
+        &mut r,
+        sender,
+        &account.session_id(),
+        &keys.public_keys(),
+        b"hi",
+        None,
+    )
+    .unwrap();
+    let non_pfs =
+        dm::encrypt_non_pfs(&mut r, sender, &account.session_id(), b"yo", Some(sender)).unwrap();
+    let dm_seeds = vec![
+        with(0, &pfs),
+        with(0, &non_pfs),
+        with(1, b"content"),
+        with(2, b""),
+    ];
+    // device group
+    let group_msg = encrypt_group(&mut r, account, &payload).unwrap();
+    let group = vec![
+        with(0, &enc_payload),
+        with(1, &group_msg),
+        with(2, &enc_payload),
+    ];
+    // link request
+    let link_msg = link::encrypt_link_request(account, &link_plain);
+    let link_seeds = vec![with(0, &link_msg), with(1, &link_plain)];
+    (bencode, dm_seeds, group, link_seeds)
+}
+
+// ---------------------------------------------------------------------------
+// Interaction fuzzer
+
+/// A message in flight or delivered.
+struct Sent {
+    link: usize,
+    /// Sent by the link's first party (Alice on link 0, Bob on link 1).
+    from_first: bool,
+    bytes: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+/// Two sessions among three parties: link 0 is Alice → Bob from a fresh
+/// handshake (Bob has no session until a prekey message reaches him), link 1
+/// is Bob ↔ Carol, established.
+struct World {
+    r: ChaCha20Rng,
+    bob: DeviceIdentity,
+    store: PrekeyStore,
+    /// `[link][0 = first party, 1 = second party]`.
+    s: [[Option<Session>; 2]; 2],
+    sent: Vec<Sent>,
+    /// Indices into `sent`: `[link][direction]` queues (direction 0 = from first).
+    queue: [[Vec<usize>; 2]; 2],
+    delivered: Vec<usize>,
+    counter: u32,
+}
+
+fn established_pair() -> &'static (Vec<u8>, Vec<u8>) {
+    static P: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut r = rng(0xC4);
+        let b_id = DeviceIdentity::generate(&mut r);
+        let c_id = DeviceIdentity::generate(&mut r);
+        let mut store = PrekeyStore::new(&mut r, &c_id);
+        let bundle = store
+            .bundle(&c_id, None, None)
+            .unwrap()
+            .verify_for(c_id.public())
+            .unwrap();
+        let mut b = Session::initiate(&mut r, &b_id, &bundle).unwrap();
+        let m = send(&mut b, &mut r, b"hello carol");
+        let (mut c, _) = Session::respond(&c_id, &mut store, &m, AD).unwrap();
+        let m = send(&mut c, &mut r, b"hello bob");
+        b.decrypt(&m, AD).unwrap();
+        (
+            b.to_stored().as_bytes().to_vec(),
+            c.to_stored().as_bytes().to_vec(),
+        )
+    })
+}
+
+impl World {
+    fn new(seed: u64) -> Self {
+        let mut r = rng(seed);
+        let (bob, store) = bob();
+        let bundle = store
+            .bundle(&bob, Some(store.one_time_prekey_ids()[0]), None)
+            .unwrap()
+            .verify_for(bob.public())
+            .unwrap();
+        let a = Session::initiate(&mut r, &alice(), &bundle).unwrap();
+        let (b1, c1) = established_pair();
+        let b1 = Session::from_stored(&StoredSession::from_bytes(b1)).unwrap();
+        let c1 = Session::from_stored(&StoredSession::from_bytes(c1)).unwrap();
+        Self {
+            r,
+            bob,
+            store,
+            s: [[Some(a), None], [Some(b1), Some(c1)]],
+            sent: Vec::new(),
+            queue: Default::default(),
+            delivered: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    fn send(&mut self, link: usize, dir: usize, len: u8) {
+        let Some(s) = self.s[link][dir].as_mut() else {
+            return;
+        };
+        self.counter += 1;
+        let mut plaintext = self.counter.to_be_bytes().to_vec();
+        plaintext.extend(core::iter::repeat_n(
+            link as u8 * 2 + dir as u8,
+            usize::from(len),
+        ));
+        let bytes = s.encrypt(&mut self.r, &plaintext, AD).unwrap();
+        assert!(s.skipped_keys_held() <= MAX_SKIPPED_KEYS);
+        self.queue[link][dir].push(self.sent.len());
+        self.sent.push(Sent {
+            link,
+            from_first: dir == 0,
+            bytes,
+            plaintext,
+        });
+    }
+
+    /// Delivers `bytes` to the receiver of `(link, dir)`; returns the result
+    /// after checking that failures changed nothing.
+    fn receive(&mut self, link: usize, dir: usize, bytes: &[u8]) -> Result<Vec<u8>, RatchetError> {
+        let to = 1 - dir;
+        match self.s[link][to].as_mut() {
+            Some(s) => {
+                let before = s.to_stored();
+                let res = s.decrypt(bytes, AD);
+                match &res {
+                    Err(_) => assert_eq!(s.to_stored(), before, "state changed on error"),
+                    Ok(_) => assert!(s.skipped_keys_held() <= ratchet::MAX_SKIPPED_KEYS),
+                }
+                res
+            }
+            None => {
+                // Only Bob on link 0 starts without a session.
+                let before = store_fingerprint(&self.store);
+                let res = Session::respond(&self.bob, &mut self.store, bytes, AD);
+                match res {
+                    Ok((s, pt)) => {
+                        assert!(s.skipped_keys_held() <= MAX_SKIPPED_KEYS);
+                        self.s[link][to] = Some(s);
+                        Ok(pt)
+                    }
+                    Err(e) => {
+                        assert_eq!(store_fingerprint(&self.store), before);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, link: usize, dir: usize, pick: u8) {
+        let q = &mut self.queue[link][dir];
+        if q.is_empty() {
+            return;
+        }
+        let id = q.remove(usize::from(pick) % q.len());
+        let bytes = self.sent[id].bytes.clone();
+        match self.receive(link, dir, &bytes) {
+            Ok(pt) => {
+                assert_eq!(pt, self.sent[id].plaintext, "wrong plaintext delivered");
+                self.delivered.push(id);
+            }
+            // A genuine, first delivery may fail only because its chain or
+            // key was evicted by the bounds (a late message).
+            Err(RatchetError::MessageTooOld | RatchetError::UndecryptableHeader) => {}
+            Err(e) => panic!("genuine message rejected: {e:?}"),
+        }
+    }
+
+    fn duplicate(&mut self, pick: u8) {
+        if self.delivered.is_empty() {
+            return;
+        }
+        let id = self.delivered[usize::from(pick) % self.delivered.len()];
+        let (link, dir) = (self.sent[id].link, usize::from(!self.sent[id].from_first));
+        let bytes = self.sent[id].bytes.clone();
+        let res = self.receive(link, dir, &bytes);
+        assert!(res.is_err(), "a replayed message was accepted");
+    }
+
+    fn tamper(&mut self, link: usize, dir: usize, pick: u8, at: u8) {
+        let q = &self.queue[link][dir];
+        if q.is_empty() {
+            return;
+        }
+        let id = q[usize::from(pick) % q.len()];
+        let mut bytes = self.sent[id].bytes.clone();
+        let pos = (usize::from(at) * 7919) % bytes.len();
+        bytes[pos] ^= 1 << (at % 8);
+        let res = self.receive(link, dir, &bytes);
+        assert!(res.is_err(), "a tampered message was accepted");
+    }
+
+    fn drop_one(&mut self, link: usize, dir: usize, pick: u8) {
+        let q = &mut self.queue[link][dir];
+        if !q.is_empty() {
+            q.remove(usize::from(pick) % q.len());
+        }
+    }
+
+    fn persist(&mut self, which: u8) {
+        let (link, side) = (usize::from(which & 1), usize::from((which >> 1) & 1));
+        let encrypted = which & 4 != 0;
+        let Some(s) = self.s[link][side].take() else {
+            return;
+        };
+        let stored = s.to_stored();
+        let stored = if encrypted {
+            let key = StorageKey::from_bytes([which; 32]);
+            let blob = stored.encrypt(&mut self.r, &key);
+            StoredSession::decrypt(&blob, &key).unwrap()
+        } else {
+            stored
+        };
+        let restored = Session::from_stored(&stored).unwrap();
+        assert_eq!(restored.to_stored(), stored);
+        self.s[link][side] = Some(restored);
+    }
+}
+
+/// Maximum operations one input may run (each may cost an X25519 or
+/// ML-KEM operation).
+pub const MAX_OPS: usize = 48;
+
+/// Interaction fuzzer: 8 seed bytes, then operations (send, deliver,
+/// drop, duplicate, tamper, persist/restore) on two sessions among three
+/// parties. Every delivered plaintext must be the one sent; replays and
+/// tampered copies never decrypt; failed decryptions change nothing; the
+/// skipped-key bound holds. (Multi-device link/revoke is not implemented
+/// in the library yet, so it is not driven here.)
+pub fn interaction(data: &[u8]) {
+    let Some((seed, ops)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let mut w = World::new(u64::from_le_bytes(*seed));
+    let mut it = ops.iter().copied();
+    let mut n = 0;
+    while let Some(op) = it.next() {
+        n += 1;
+        if n > MAX_OPS {
+            break;
+        }
+        let (link, dir) = (usize::from((op >> 3) & 1), usize::from((op >> 4) & 1));
+        let arg = it.next().unwrap_or(0);
+        match op % 8 {
+            0 | 1 => w.send(link, dir, arg),
+            2 | 3 => w.deliver(link, dir, arg),
+            4 => w.duplicate(arg),
+            5 => w.drop_one(link, dir, arg),
+            6 => w.persist(arg),
+            _ => {
+                let at = it.next().unwrap_or(0);
+                w.tamper(link, dir, arg, at)
+            }
+        }
+    }
+    // Everything still in flight on link 1 (established) can be delivered
+    // in order unless evicted.
+    for dir in 0..2 {
+        while !w.queue[1][dir].is_empty() {
+            w.deliver(1, dir, 0);
+        }
+    }
+}
+
+fn op(code: u8, link: u8, dir: u8) -> u8 {
+    code | (link << 3) | (dir << 4)
+}
+
+fn interaction_seeds() -> Vec<Vec<u8>> {
+    let (send, deliver, dup, drop, persist, tamper) = (0u8, 2u8, 4u8, 5u8, 6u8, 7u8);
+    let mut out = Vec::new();
+    // Ping-pong on both links with persistence.
+    let mut a = 1u64.to_le_bytes().to_vec();
+    for i in 0..6u8 {
+        let d = i % 2;
+        a.extend([op(send, 0, d), 10 * i, op(deliver, 0, d), 0]);
+        a.extend([op(send, 1, d), 3, op(deliver, 1, d), 0]);
+    }
+    a.extend([persist, 0, persist, 3, persist, 5]);
+    out.push(a);
+    // Loss, reordering and duplicates on the fresh handshake.
+    let mut b = 2u64.to_le_bytes().to_vec();
+    b.extend([op(send, 0, 0), 0, op(send, 0, 0), 1, op(send, 0, 0), 2]);
+    b.extend([
+        op(deliver, 0, 0),
+        2,
+        op(drop, 0, 0),
+        0,
+        op(deliver, 0, 0),
+        0,
+    ]);
+    b.extend([
+        dup,
+        0,
+        op(send, 0, 1),
+        0,
+        op(send, 0, 1),
+        200,
+        op(deliver, 0, 1),
+        1,
+    ]);
+    b.extend([
+        op(send, 0, 0),
+        5,
+        op(deliver, 0, 0),
+        0,
+        op(deliver, 0, 1),
+        0,
+        dup,
+        1,
+    ]);
+    out.push(b);
+    // Tampering and a long chain delivered out of order.
+    let mut c = 3u64.to_le_bytes().to_vec();
+    for _ in 0..8 {
+        c.extend([op(send, 1, 1), 7]);
+    }
+    c.extend([
+        op(tamper, 1, 1),
+        3,
+        17,
+        op(deliver, 1, 1),
+        5,
+        op(deliver, 1, 1),
+        1,
+    ]);
+    c.extend([
+        persist,
+        7,
+        op(deliver, 1, 1),
+        0,
+        dup,
+        0,
+        op(tamper, 0, 0),
+        0,
+        0,
+    ]);
+    out.push(c);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Seed corpora
+
+fn handshake_seeds() -> (Seeds, Seeds, Seeds) {
+    let mut r = rng(0x5EED);
+    let (bob, mut store) = bob();
+    let alice = alice();
+    let otp = store.one_time_prekey_ids()[0];
+    let kotp = store.one_time_kem_prekey_ids()[0];
+    let full = store.bundle(&bob, Some(otp), Some(kotp)).unwrap();
+    let plain = store.bundle(&bob, None, None).unwrap();
+    let bundles = vec![full.to_bytes(), plain.to_bytes()];
+    let mut messages = Vec::new();
+    for b in [&full, &plain] {
+        let v = b.clone().verify().unwrap();
+        let mut s = Session::initiate(&mut r, &alice, &v).unwrap();
+        let m = send(&mut s, &mut r, b"first");
+        messages.push(zero_tag(m.clone()));
+        messages.push(m);
+    }
+    let account = AccountIdentity::generate(&mut r);
+    let certs = vec![account.certify(bob.public()).to_bytes()];
+    let _ = &mut store;
+    (bundles, messages, certs)
+}
+
+/// The committed seed corpus of every target, built deterministically.
+pub fn seed_corpus() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let (bundles, messages, certs) = handshake_seeds();
+    let (bencode, dm_seeds, group, link_seeds) = v2_seeds();
+    vec![
+        ("prekey_bundle", bundles),
+        ("prekey_message", messages),
+        ("device_certificate", certs),
+        ("ratchet_decrypt", decrypt_fixture().seeds.clone()),
+        ("stored_session", stored_seeds()),
+        ("bencode", bencode),
+        ("dm_receive", dm_seeds),
+        ("device_group", group),
+        ("link_request", link_seeds),
+        ("interaction", interaction_seeds()),
+    ]
+}
+
+/// Whether `ratchet_decrypt`'s input (selector ‖ message) fails to decrypt.
+pub fn decrypt_is_rejected(data: &[u8]) -> bool {
+    let Some((&sel, msg)) = data.split_first() else {
+        return true;
+    };
+    let f = decrypt_fixture();
+    let stored = StoredSession::from_bytes(&f.states[usize::from(sel) % f.states.len()]);
+    let mut s = Session::from_stored(&stored).unwrap();
+    s.decrypt(msg, AD).is_err()
+}
