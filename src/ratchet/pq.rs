@@ -703,4 +703,37 @@ mod tests {
         let up = older.stage(&ct_section).unwrap();
         assert!(matches!(&up.incoming, Some(Some(r)) if r.id == epoch));
     }
+
+    /// The bootstrap section carries the whole first key in one message and
+    /// asks for no more room than that needs.
+    #[test]
+    fn bootstrap_carries_the_whole_key_in_minimal_room() {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        let mut a = PqState::new();
+        a.prepare_send(&mut rng).unwrap();
+        let need = a.bootstrap_len().unwrap();
+        assert!(need <= FLAGS_LEN + ACK_LEN + KEY_CHUNK_HEADER + MLKEM_PUBLIC_KEY_LEN);
+        let s = a.build(need);
+        assert!(s.len() <= need);
+        let up = PqState::new().stage(&s).unwrap();
+        assert!(up.new_peer.is_some(), "the whole key arrived");
+        assert_eq!(a.bootstrap_len(), None, "bootstrap done");
+    }
+
+    /// A chunk received twice (a retransmission) is accepted and changes
+    /// nothing; only a different value for a held index is inconsistent.
+    #[test]
+    fn repeated_identical_chunk_is_accepted() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let mut a = PqState::new();
+        a.prepare_send(&mut rng).unwrap();
+        let s1 = a.build(FLAGS_LEN + KEY_CHUNK_HEADER + 3 * SYMBOL_LEN);
+        let mut b = PqState::new();
+        let up = b.stage(&s1).unwrap();
+        b.apply(up);
+        let held = b.peer_rx.clone();
+        let up = b.stage(&s1).unwrap();
+        b.apply(up);
+        assert_eq!(b.peer_rx, held);
+    }
 }
