@@ -25,16 +25,16 @@ echo "=== ctgrind: constant-time checks (must report nothing)"
 "${VG[@]}" "$bin" --test-threads=1 --exact constant_time_checks
 
 echo "=== ctgrind: positive control (must be reported)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 set +e
-"${VG[@]}" "$bin" --test-threads=1 --exact positive_control_leaky_comparison >/tmp/ctgrind-control.$$ 2>&1
+"${VG[@]}" "$bin" --test-threads=1 --exact positive_control_leaky_comparison >"$log" 2>&1
 rc=$?
 set -e
-if [ "$rc" -ne 42 ] || ! grep -q 'depends on uninitialised value' /tmp/ctgrind-control.$$; then
-  cat /tmp/ctgrind-control.$$ >&2
-  rm -f /tmp/ctgrind-control.$$
+if [ "$rc" -ne 42 ] || ! grep -q 'depends on uninitialised value' "$log"; then
+  cat "$log" >&2
   echo "ctgrind: the positive control was NOT flagged (exit $rc): the harness is blind" >&2
   exit 1
 fi
-grep -m1 -A1 'depends on uninitialised value' /tmp/ctgrind-control.$$
-rm -f /tmp/ctgrind-control.$$
+grep -m1 -A1 'depends on uninitialised value' "$log"
 echo "ctgrind: ok (checks clean, control flagged)"

@@ -767,6 +767,49 @@ mod tests {
     }
 
     #[test]
+    fn one_time_kem_limit_is_exact_and_atomic() {
+        let (mut rng, id, mut store) = setup();
+        let have = store.one_time_kem_prekey_ids().len();
+        let room = MAX_ONE_TIME_PREKEYS - have;
+        for over in [room + 1, room + 2] {
+            assert_eq!(
+                store
+                    .generate_one_time_kem_prekeys(&mut rng, &id, over)
+                    .unwrap_err(),
+                PrekeyError::TooManyOneTimePrekeys { room }
+            );
+            assert_eq!(store.one_time_kem_prekey_ids().len(), have);
+        }
+        assert_eq!(
+            store
+                .generate_one_time_prekeys(&mut rng, &id, MAX_ONE_TIME_PREKEYS)
+                .unwrap_err(),
+            PrekeyError::TooManyOneTimePrekeys {
+                room: MAX_ONE_TIME_PREKEYS - store.one_time_prekey_ids().len()
+            }
+        );
+    }
+
+    #[test]
+    fn last_resort_rotation_keeps_exactly_the_newest() {
+        let (mut rng, id, mut store) = setup();
+        let ids: Vec<PrekeyId> = (0..MAX_LAST_RESORT_PREKEYS + 2)
+            .map(|_| store.rotate_last_resort_prekey(&mut rng, &id).unwrap())
+            .collect();
+        let (dropped, kept) = ids.split_at(2);
+        for k in kept {
+            assert!(store.kem_prekey(KemPrekeyKind::LastResort, *k).is_some());
+        }
+        for k in dropped {
+            assert!(store.kem_prekey(KemPrekeyKind::LastResort, *k).is_none());
+        }
+        assert_eq!(
+            store.last_resort_seen_counts().len(),
+            MAX_LAST_RESORT_PREKEYS
+        );
+    }
+
+    #[test]
     fn bundle_round_trips_in_all_shapes() {
         let (_, id, store) = setup();
         let otp = store.one_time_prekey_ids()[0];

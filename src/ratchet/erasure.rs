@@ -261,6 +261,9 @@ mod tests {
         // Duplicates of one index do not count twice.
         let dup: Vec<Symbol> = vec![(0, enc.symbol(0)), (0, enc.symbol(0)), (1, enc.symbol(1))];
         assert_eq!(decode(3, &dup), None);
+        // An object of zero symbols is never a valid stream.
+        assert_eq!(decode(0, &[]), None);
+        assert_eq!(decode(0, &syms[..1]), None);
     }
 
     proptest! {

@@ -661,4 +661,154 @@ mod tests {
         assert_eq!(b.stage(&s2).err(), Some(RatchetError::InconsistentPqChunks));
         assert_eq!(b.peer_rx, before);
     }
+
+    /// Runs `a` and `b` until `b` holds a ciphertext for `a` (and `a` has an
+    /// acknowledged key).
+    fn until_outgoing(rng: &mut ChaCha20Rng) -> (PqState, PqState) {
+        let (mut a, mut b) = (PqState::new(), PqState::new());
+        for _ in 0..40 {
+            a.prepare_send(rng).unwrap();
+            let up = b.stage(&a.build(2000)).unwrap();
+            b.apply(up);
+            b.prepare_send(rng).unwrap();
+            if b.outgoing.is_some() {
+                return (a, b);
+            }
+            let up = a.stage(&b.build(2000)).unwrap();
+            a.apply(up);
+        }
+        panic!("no ciphertext in 40 rounds");
+    }
+
+    /// A section never exceeds the capacity it is built for (the chunk
+    /// header lengths used for the budget match what is written).
+    #[test]
+    fn sections_fit_their_capacity() {
+        // The same deterministic pair for every capacity (states are not Clone).
+        let fixture = || {
+            let mut rng = ChaCha20Rng::from_seed([4; 32]);
+            let (mut a, b) = until_outgoing(&mut rng);
+            a.prepare_send(&mut rng).unwrap();
+            (a, b)
+        };
+        for cap in (0..400).step_by(3).chain([1000, 2000]) {
+            let (mut a, mut b) = fixture();
+            for st in [&mut a, &mut b] {
+                let s = st.build(cap);
+                assert!(
+                    s.len() <= cap,
+                    "section of {} bytes for capacity {cap}",
+                    s.len()
+                );
+            }
+        }
+        // Exactly one ciphertext chunk with one symbol fits its own header.
+        let one = FLAGS_LEN + ACK_LEN + CT_CHUNK_HEADER + SYMBOL_LEN;
+        assert_eq!(fixture().1.build(one).len(), one);
+        let s = fixture().1.build(one - 1);
+        assert!(
+            s.len() < one && s[0] & FLAG_CT == 0,
+            "no room for a ciphertext chunk"
+        );
+    }
+
+    /// Once the peer acknowledged our key and no ciphertext is pending,
+    /// there is nothing but an acknowledgement to send.
+    #[test]
+    fn acknowledged_key_leaves_nothing_to_send() {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let (mut a, mut b) = (PqState::new(), PqState::new());
+        a.prepare_send(&mut rng).unwrap();
+        assert!(a.has_symbols_to_send());
+        let up = b.stage(&a.build(2000)).unwrap();
+        b.apply(up);
+        let up = a.stage(&b.build(100)).unwrap();
+        a.apply(up);
+        assert!(a.own.as_ref().unwrap().acked);
+        assert!(a.outgoing.is_none());
+        assert!(!a.has_symbols_to_send());
+        assert_eq!(a.bootstrap_len(), None);
+    }
+
+    /// A chunk of a newer key replaces an older partial reassembly; a chunk
+    /// of an older key never replaces a newer one. The same for ciphertexts.
+    #[test]
+    fn newer_objects_replace_older_partial_ones_never_the_reverse() {
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let mut a = PqState::new();
+        a.prepare_send(&mut rng).unwrap();
+        let id = a.own.as_ref().unwrap().id;
+        let key_section = a.build(FLAGS_LEN + KEY_CHUNK_HEADER + 2 * SYMBOL_LEN);
+        let partial = |id| Reassembly {
+            id,
+            target: 0,
+            symbols: Vec::new(),
+        };
+
+        let mut older = PqState::new();
+        older.peer_rx = Some(partial(id - 1));
+        let up = older.stage(&key_section).unwrap();
+        assert!(matches!(&up.peer_rx, Some(Some(r)) if r.id == id && r.symbols.len() == 2));
+
+        let mut newer = PqState::new();
+        newer.peer_rx = Some(partial(id + 1));
+        let up = newer.stage(&key_section).unwrap();
+        assert!(up.peer_rx.is_none(), "an older key's chunk was not ignored");
+
+        let (_, mut b) = until_outgoing(&mut rng);
+        let (epoch, target) = b.outgoing.as_ref().map(|o| (o.epoch, o.target)).unwrap();
+        let ct_section = b.build(FLAGS_LEN + ACK_LEN + CT_CHUNK_HEADER + 2 * SYMBOL_LEN);
+        let mut newer = PqState::new();
+        newer.incoming = Some(Reassembly {
+            id: epoch + 1,
+            target,
+            symbols: Vec::new(),
+        });
+        let up = newer.stage(&ct_section).unwrap();
+        assert!(
+            up.incoming.is_none(),
+            "an older epoch's chunk was not ignored"
+        );
+        let mut older = PqState::new();
+        older.incoming = Some(Reassembly {
+            id: epoch - 1,
+            target,
+            symbols: Vec::new(),
+        });
+        let up = older.stage(&ct_section).unwrap();
+        assert!(matches!(&up.incoming, Some(Some(r)) if r.id == epoch));
+    }
+
+    /// The bootstrap section carries the whole first key in one message and
+    /// asks for no more room than that needs.
+    #[test]
+    fn bootstrap_carries_the_whole_key_in_minimal_room() {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        let mut a = PqState::new();
+        a.prepare_send(&mut rng).unwrap();
+        let need = a.bootstrap_len().unwrap();
+        assert!(need <= FLAGS_LEN + ACK_LEN + KEY_CHUNK_HEADER + MLKEM_PUBLIC_KEY_LEN);
+        let s = a.build(need);
+        assert!(s.len() <= need);
+        let up = PqState::new().stage(&s).unwrap();
+        assert!(up.new_peer.is_some(), "the whole key arrived");
+        assert_eq!(a.bootstrap_len(), None, "bootstrap done");
+    }
+
+    /// A chunk received twice (a retransmission) is accepted and changes
+    /// nothing; only a different value for a held index is inconsistent.
+    #[test]
+    fn repeated_identical_chunk_is_accepted() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let mut a = PqState::new();
+        a.prepare_send(&mut rng).unwrap();
+        let s1 = a.build(FLAGS_LEN + KEY_CHUNK_HEADER + 3 * SYMBOL_LEN);
+        let mut b = PqState::new();
+        let up = b.stage(&s1).unwrap();
+        b.apply(up);
+        let held = b.peer_rx.clone();
+        let up = b.stage(&s1).unwrap();
+        b.apply(up);
+        assert_eq!(b.peer_rx, held);
+    }
 }
