@@ -765,6 +765,23 @@ fn upgrade_pair() -> UpgradePair {
     }
 }
 
+/// Alice starts an upgrade to Bob's first account key, with no associated data.
+fn start_upgrade(
+    p: &UpgradePair,
+    rng: &mut ChaCha20Rng,
+    first: &[u8],
+) -> (UpgradeSession, Vec<u8>) {
+    UpgradeSession::initiate(
+        rng,
+        &p.alice,
+        &p.bob.session_id(),
+        &p.k1.public_keys(),
+        first,
+        b"",
+    )
+    .unwrap()
+}
+
 fn offer_of(p: &UpgradePair, keys: &[&KeyPair], msg: &[u8]) -> Box<upgrade::ReceivedOffer> {
     match upgrade::receive(&p.bob, keys, msg).unwrap() {
         Incoming::Offer(o) => o,
@@ -904,15 +921,7 @@ fn upgrade_repeats_before_the_first_reply_are_recognised() {
 fn upgrade_offers_lost_and_reordered() {
     let p = upgrade_pair();
     let mut rng = ChaCha20Rng::from_seed([0x76; 32]);
-    let (mut a, m1) = UpgradeSession::initiate(
-        &mut rng,
-        &p.alice,
-        &p.bob.session_id(),
-        &p.k1.public_keys(),
-        b"1",
-        b"",
-    )
-    .unwrap();
+    let (mut a, m1) = start_upgrade(&p, &mut rng, b"1");
     let m2 = a
         .encrypt_offer(&mut rng, &p.alice, &p.k1.public_keys(), b"2", b"")
         .unwrap();
@@ -940,15 +949,7 @@ fn upgrade_offers_lost_and_reordered() {
 fn upgrade_survives_bob_key_rotation_with_retained_keys() {
     let p = upgrade_pair();
     let mut rng = ChaCha20Rng::from_seed([0x77; 32]);
-    let (mut a, m1) = UpgradeSession::initiate(
-        &mut rng,
-        &p.alice,
-        &p.bob.session_id(),
-        &p.k1.public_keys(),
-        b"to k1",
-        b"",
-    )
-    .unwrap();
+    let (mut a, m1) = start_upgrade(&p, &mut rng, b"to k1");
     // Bob rotates to k2 (keeping k1); Alice fetches the new record.
     let m2 = a
         .encrypt_offer(&mut rng, &p.alice, &p.k2.public_keys(), b"to k2", b"")
@@ -1158,15 +1159,7 @@ fn upgrade_fallback_decision() {
     assert_eq!(send_path(Unknown, None), SendPath::V2);
     assert_eq!(send_path(V2Only, None), SendPath::V2);
     assert_eq!(send_path(Upgraded, None), SendPath::StartUpgrade);
-    let (mut a, m1) = UpgradeSession::initiate(
-        &mut rng,
-        &p.alice,
-        &p.bob.session_id(),
-        &p.k1.public_keys(),
-        b"1",
-        b"",
-    )
-    .unwrap();
+    let (mut a, m1) = start_upgrade(&p, &mut rng, b"1");
     assert_eq!(send_path(Upgraded, Some(&a)), SendPath::Offer);
     assert_eq!(send_path(Unknown, Some(&a)), SendPath::Offer);
     assert_eq!(send_path(V2Only, Some(&a)), SendPath::V2);
