@@ -45,6 +45,9 @@ pub(crate) mod label {
     pub(crate) const DEVICE_LIST_SIGNATURE: &[u8] = b"SessionRatchet/v1/device-list-signature";
     /// HKDF `info` of a prekey-record slot key (spec §8.4).
     pub(crate) const PREKEY_SLOT: &[u8] = b"SessionRatchet/v1/prekey-slot";
+    /// Associated-data prefix binding an envelope slot's routing header
+    /// into the ratchet message it carries (spec §8.6.3).
+    pub(crate) const ENVELOPE_ROUTING: &[u8] = b"SessionRatchet/v1/envelope-routing";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -65,6 +68,7 @@ pub(crate) mod label {
         DEVICE_LIST_HASH,
         DEVICE_LIST_SIGNATURE,
         PREKEY_SLOT,
+        ENVELOPE_ROUTING,
     ];
 }
 

@@ -19,6 +19,8 @@
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
+//! | [`envelope`] | the fan-out envelope: one blob, one padded slot per recipient device | §8.7 |
+//! | [`sessions`] | session management across all devices of both parties; healing | §8.6, §8.8 |
 //! | [`wire`] | the canonical byte encoding of everything sent | §6 |
 //! | [`session_v2`] | Session identity and the Session Protocol v2 formats (feature `session-v2`) | §9 |
 //!
@@ -49,6 +51,7 @@ pub mod account;
 pub(crate) mod aead;
 pub mod device;
 pub mod dh;
+pub mod envelope;
 pub mod handshake;
 pub mod identity;
 pub(crate) mod kdf;
@@ -56,6 +59,7 @@ pub mod kem;
 pub mod prekey;
 pub mod ratchet;
 pub mod secret;
+pub mod sessions;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
 mod util;

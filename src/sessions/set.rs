@@ -1,0 +1,185 @@
+//! The sessions one device holds with one peer device, and the rules that
+//! pick the active one (spec §8.6.2).
+//!
+//! ```text
+//!                 install (rank higher)            decrypt ok in archived S,
+//!   (none) ──────────────────────────► active ◄── S not stale, rank(S) > rank(active)
+//!                                        │
+//!      install (rank lower) / displaced  │ restore from backup (stale)
+//!                                        ▼
+//!                                    archived (≤ MAX_ARCHIVED_SESSIONS,
+//!                                    most recently useful first; the
+//!                                    least recently useful is dropped)
+//! ```
+//!
+//! A session's rank is `(created, reverse transcript hash)`: the later
+//! creation time wins, and on equal times the smaller transcript hash. Both
+//! devices of a pair know both values of every session they share (the
+//! creation time travels, authenticated, with every message), so once both
+//! have seen the same sessions they pick the same active one, whatever the
+//! order of delivery (simultaneous initiation converges).
+
+use crate::ratchet::{RatchetError, Session};
+use crate::dh::X25519PublicKey;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+
+/// Archived sessions kept per peer device, beyond the active one.
+pub const MAX_ARCHIVED_SESSIONS: usize = 3;
+
+/// One session and what the selection rules need to know about it.
+pub(crate) struct Entry {
+    pub(crate) session: Session,
+    /// Creation time chosen by the initiator (seconds; spec §8.6.2).
+    pub(crate) created: u64,
+    /// Restored from a backup: may decrypt, never sends, never becomes active.
+    pub(crate) stale: bool,
+}
+
+impl Entry {
+    fn outranks(&self, other: &Entry) -> bool {
+        match self.created.cmp(&other.created) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => self.session.transcript_hash() < other.session.transcript_hash(),
+        }
+    }
+}
+
+/// Sessions with one peer device.
+#[derive(Default)]
+pub(crate) struct SessionSet {
+    pub(crate) active: Option<Entry>,
+    /// Most recently useful first.
+    pub(crate) archived: VecDeque<Entry>,
+    /// The latest `created` of any session ever held with this device, so a
+    /// new initiation always outranks every earlier one (even evicted ones).
+    pub(crate) latest_created: u64,
+}
+
+/// Where a decrypting session was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Used {
+    Active,
+    Archived { promoted: bool },
+}
+
+impl SessionSet {
+    /// The session to send in, if there is one that may send.
+    pub(crate) fn sender(&mut self) -> Option<&mut Session> {
+        self.active.as_mut().map(|e| &mut e.session)
+    }
+
+    /// The creation time for a session this device starts now.
+    pub(crate) fn next_created(&self, now: u64) -> u64 {
+        now.max(self.latest_created.saturating_add(1))
+    }
+
+    /// Adds a session: it becomes active if it outranks the active one;
+    /// the other goes to the archive.
+    pub(crate) fn install(&mut self, entry: Entry) {
+        self.latest_created = self.latest_created.max(entry.created);
+        match self.active.take() {
+            None => self.active = Some(entry),
+            Some(active) if entry.outranks(&active) => {
+                self.archive(active);
+                self.active = Some(entry);
+            }
+            Some(active) => {
+                self.active = Some(active);
+                self.archive(entry);
+            }
+        }
+    }
+
+    fn archive(&mut self, entry: Entry) {
+        self.archived.push_front(entry);
+        self.archived.truncate(MAX_ARCHIVED_SESSIONS);
+    }
+
+    /// The session (active or archived) created by the handshake with this
+    /// base key, for a repeated prekey message.
+    pub(crate) fn with_base_key(&mut self, base_key: &X25519PublicKey) -> Option<&mut Session> {
+        if let Some(a) = self.active.as_mut()
+            && a.session.base_key() == base_key
+        {
+            return Some(&mut a.session);
+        }
+        self.archived
+            .iter_mut()
+            .find(|e| e.session.base_key() == base_key)
+            .map(|e| &mut e.session)
+    }
+
+    /// Tries the active session, then each archived one (at most
+    /// `1 + MAX_ARCHIVED_SESSIONS` attempts; each leaves its session unchanged
+    /// on failure). An archived session that decrypts moves to the front of
+    /// the archive, and becomes active if it may send and outranks the active one.
+    pub(crate) fn decrypt(&mut self, bytes: &[u8], ad: &[u8]) -> Result<(Vec<u8>, Used), RatchetError> {
+        let mut first_error = None;
+        if let Some(a) = self.active.as_mut() {
+            match a.session.decrypt(bytes, ad) {
+                Ok(p) => return Ok((p, Used::Active)),
+                Err(e) => first_error = Some(e),
+            }
+        }
+        let mut hit = None;
+        for (i, e) in self.archived.iter_mut().enumerate() {
+            match e.session.decrypt(bytes, ad) {
+                Ok(p) => {
+                    hit = Some((i, p));
+                    break;
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        let Some((i, plaintext)) = hit else {
+            return Err(first_error.unwrap_or(RatchetError::UndecryptableHeader));
+        };
+        let entry = self.archived.remove(i).ok_or(RatchetError::Internal)?;
+        let promote = !entry.stale
+            && match &self.active {
+                None => true,
+                Some(a) => entry.outranks(a),
+            };
+        if promote {
+            if let Some(old) = self.active.take() {
+                self.archived.push_front(old);
+            }
+            self.active = Some(entry);
+        } else {
+            self.archived.push_front(entry);
+        }
+        self.archived.truncate(MAX_ARCHIVED_SESSIONS);
+        Ok((plaintext, Used::Archived { promoted: promote }))
+    }
+
+    /// After a restore from backup: no held session may send again (its
+    /// chain keys may already have been used by the lost, newer state).
+    pub(crate) fn mark_stale(&mut self) {
+        if let Some(a) = self.active.take() {
+            self.archived.push_front(a);
+        }
+        for e in &mut self.archived {
+            e.stale = true;
+        }
+        self.archived.truncate(MAX_ARCHIVED_SESSIONS);
+    }
+
+    /// Skipped message keys held by all sessions of the set.
+    pub(crate) fn skipped_keys_held(&self) -> usize {
+        self.active
+            .iter()
+            .chain(self.archived.iter())
+            .map(|e| e.session.skipped_keys_held())
+            .sum()
+    }
+
+    /// Number of sessions held.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.active.is_some()) + self.archived.len()
+    }
+}

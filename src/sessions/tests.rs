@@ -1,0 +1,415 @@
+use alloc::vec;
+use super::routing::{Routing, associated_data};
+use super::*;
+use crate::device::list::{ClientVersion, DeviceEntry, DeviceListDraft, Platform};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+const V: ClientVersion = ClientVersion {
+    major: 1,
+    minor: 0,
+    patch: 0,
+};
+
+/// An account and all of its devices' managers, plus what its storage node
+/// would serve: the current list and prekey record.
+pub(super) struct Acct {
+    pub(super) account: Account,
+    pub(super) devices: Vec<SessionManager>,
+    pub(super) list: SignedDeviceList,
+    pub(super) record: PrekeyRecord,
+}
+
+impl Acct {
+    pub(super) fn new(rng: &mut ChaCha20Rng, n: usize) -> Self {
+        let (account, _) = Account::generate(rng);
+        let mut draft = DeviceListDraft::first(&account);
+        let mut parts = Vec::new();
+        for i in 0..n {
+            let identity = DeviceIdentity::generate(rng);
+            let id = DeviceId::generate(rng);
+            draft
+                .add_device(DeviceEntry::new(id, *identity.public(), Platform::Android, "d", V, i as u64))
+                .unwrap();
+            let store = PrekeyStore::new(rng, &identity);
+            parts.push((identity, id, store));
+        }
+        let list = draft.sign(&account).unwrap();
+        let verified =
+            VerifiedDeviceList::trust_first_with_key(list.clone(), &account.public_key()).unwrap();
+        let bundles: Vec<_> = parts
+            .iter()
+            .map(|(identity, _, store)| store.bundle(identity, None, None).unwrap())
+            .collect();
+        let record = PrekeyRecord::build(rng, &verified, &bundles).unwrap();
+        let mut devices: Vec<SessionManager> = parts
+            .into_iter()
+            .map(|(identity, id, store)| {
+                SessionManager::new(identity, id, verified.clone(), store).unwrap()
+            })
+            .collect();
+        for d in &mut devices {
+            d.add_prekey_record(&account.public_key(), &record).unwrap();
+        }
+        Self {
+            account,
+            devices,
+            list,
+            record,
+        }
+    }
+
+    pub(super) fn key(&self) -> Ed25519PublicKey {
+        self.account.public_key()
+    }
+
+    /// Every device of `self` learns `other`'s list and record.
+    pub(super) fn learn(&mut self, other: &Acct) {
+        for d in &mut self.devices {
+            let list =
+                VerifiedDeviceList::trust_first(other.list.clone(), &other.account.session_id())
+                    .unwrap();
+            d.add_contact(list).unwrap();
+            d.add_prekey_record(&other.key(), &other.record).unwrap();
+        }
+    }
+}
+
+fn pair(rng: &mut ChaCha20Rng, a: usize, b: usize) -> (Acct, Acct) {
+    let mut alice = Acct::new(rng, a);
+    let mut bob = Acct::new(rng, b);
+    alice.learn(&bob);
+    bob.learn(&alice);
+    (alice, bob)
+}
+
+#[test]
+fn fan_out_reaches_every_device_of_both_accounts() {
+    let mut rng = ChaCha20Rng::from_seed([1; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 2, 3);
+    let out = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"to all of bob", 100)
+        .unwrap();
+    assert_eq!(out.envelopes.len(), 1);
+    assert_eq!(out.sessions_started, 4);
+    let env = &out.envelopes[0];
+    let (alice_key, bob_key) = (alice.key(), bob.key());
+    for d in &mut bob.devices {
+        let got = d.decrypt(env).unwrap();
+        assert_eq!(got.content, b"to all of bob");
+        assert_eq!(got.sender, alice_key);
+        assert_eq!(got.conversation, bob_key);
+        assert_eq!(got.kind, ContentKind::Message);
+        assert!(got.new_session);
+    }
+    // Alice's other device gets the sent copy, filed under Bob.
+    let copy = alice.devices[1].decrypt(env).unwrap();
+    assert_eq!(copy.conversation, bob.key());
+    assert_eq!(copy.content, b"to all of bob");
+    // The sender itself is not a recipient.
+    assert_eq!(alice.devices[0].decrypt(env), Err(SessionsError::NotARecipient));
+
+    let reply = bob.devices[2].encrypt(&mut rng, &alice.key(), b"re", 101).unwrap();
+    // Bob's third device starts sessions with Alice's second device and its
+    // own two siblings; with Alice's first device it answers in the session
+    // Alice started.
+    assert_eq!(reply.sessions_started, 3);
+    for d in &mut alice.devices {
+        let got = d.decrypt(&reply.envelopes[0]).unwrap();
+        assert_eq!(got.content, b"re");
+    }
+    let again = alice.devices[0].encrypt(&mut rng, &bob.key(), b"2", 102).unwrap();
+    assert_eq!(again.sessions_started, 0);
+    assert_eq!(bob.devices[2].decrypt(&again.envelopes[0]).unwrap().content, b"2");
+    // A duplicate is refused and changes nothing.
+    assert!(matches!(
+        bob.devices[2].decrypt(&again.envelopes[0]),
+        Err(SessionsError::Undecryptable {
+            error: RatchetError::DuplicateMessage,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn missing_prekeys_is_reported_before_anything_changes() {
+    let mut rng = ChaCha20Rng::from_seed([2; 32]);
+    let mut alice = Acct::new(&mut rng, 1);
+    let bob = Acct::new(&mut rng, 2);
+    let list = VerifiedDeviceList::trust_first(bob.list.clone(), &bob.account.session_id()).unwrap();
+    alice.devices[0].add_contact(list).unwrap();
+    let err = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"x", 1)
+        .unwrap_err();
+    let SessionsError::MissingPrekeys { devices } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(devices.len(), 2);
+    assert_eq!(alice.devices[0].session_count(), 0);
+    alice.devices[0].add_prekey_record(&bob.key(), &bob.record).unwrap();
+    assert!(alice.devices[0].encrypt(&mut rng, &bob.key(), b"x", 1).is_ok());
+    // Unknown accounts are named.
+    let stranger = Acct::new(&mut rng, 1);
+    assert_eq!(
+        alice.devices[0].encrypt(&mut rng, &stranger.key(), b"x", 1),
+        Err(SessionsError::UnknownAccount {
+            account: stranger.key()
+        })
+    );
+}
+
+#[test]
+fn simultaneous_first_messages_converge_on_one_session() {
+    for seed in 0..8u8 {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+        let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+        // Same second, crossing in the network.
+        let a1 = alice.devices[0].encrypt(&mut rng, &bob.key(), b"a1", 50).unwrap();
+        let b1 = bob.devices[0].encrypt(&mut rng, &alice.key(), b"b1", 50).unwrap();
+        // Delivery in either order.
+        if seed % 2 == 0 {
+            assert_eq!(bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content, b"a1");
+            assert_eq!(alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content, b"b1");
+        } else {
+            assert_eq!(alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content, b"b1");
+            assert_eq!(bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content, b"a1");
+        }
+        let at_alice = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
+        let at_bob = bob.devices[0].active_session(&alice.key(), &a_id).unwrap();
+        assert_eq!(at_alice, at_bob, "seed {seed}: both pick the same session");
+        // And it carries traffic both ways without new sessions.
+        for i in 0..3 {
+            let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"a", 60 + i).unwrap();
+            assert_eq!(m.sessions_started, 0);
+            bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+            let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"b", 60 + i).unwrap();
+            assert_eq!(r.sessions_started, 0);
+            alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+        }
+        assert_eq!(
+            alice.devices[0].active_session(&bob.key(), &b_id),
+            bob.devices[0].active_session(&alice.key(), &a_id)
+        );
+    }
+}
+
+#[test]
+fn revocation_stops_sending_to_and_accepting_from_the_device() {
+    let mut rng = ChaCha20Rng::from_seed([3; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 3);
+    let first = alice.devices[0].encrypt(&mut rng, &bob.key(), b"hi", 1).unwrap();
+    for d in &mut bob.devices {
+        d.decrypt(&first.envelopes[0]).unwrap();
+    }
+    // The third device sends something before it is revoked.
+    let before = bob.devices[2].encrypt(&mut rng, &alice.key(), b"old", 2).unwrap();
+    let lost = *bob.devices[2].device_id();
+    let v2 = bob.devices[0]
+        .revoke_device(&bob.account, &lost, 3)
+        .unwrap();
+    assert_eq!(v2.version(), 2);
+    bob.devices[1].update_device_list(&v2, &[]).unwrap();
+    let change = alice.devices[0].update_device_list(&v2, &[]).unwrap();
+    assert_eq!(change.removed, vec![lost]);
+    // Messages from the revoked device are refused, even ones sent before.
+    assert_eq!(
+        alice.devices[0].decrypt(&before.envelopes[0]),
+        Err(SessionsError::RevokedSender {
+            account: bob.key(),
+            device: lost
+        })
+    );
+    // New messages have no slot for it.
+    let after = alice.devices[0].encrypt(&mut rng, &bob.key(), b"new", 4).unwrap();
+    assert_eq!(bob.devices[2].decrypt(&after.envelopes[0]), Err(SessionsError::NotARecipient));
+    assert_eq!(bob.devices[0].decrypt(&after.envelopes[0]).unwrap().content, b"new");
+    assert_eq!(bob.devices[1].decrypt(&after.envelopes[0]).unwrap().content, b"new");
+    // Once the removed device sees the list, it stops sending.
+    bob.devices[2].update_device_list(&v2, &[]).unwrap();
+    assert!(bob.devices[2].is_revoked());
+    assert_eq!(
+        bob.devices[2].encrypt(&mut rng, &alice.key(), b"x", 5),
+        Err(SessionsError::ThisDeviceRevoked)
+    );
+    // A rollback to the list that still had it is refused.
+    assert!(matches!(
+        alice.devices[0].update_device_list(&bob.list, &[]),
+        Err(SessionsError::DeviceList(_))
+    ));
+}
+
+/// A slot payload claiming to come from `claimed` (account, device), built by
+/// someone who only knows public keys.
+fn forged_envelope(
+    rng: &mut ChaCha20Rng,
+    claimed_account: Ed25519PublicKey,
+    claimed_device: DeviceId,
+    to: &SessionManager,
+    message: &[u8],
+    created: u64,
+) -> Vec<u8> {
+    let routing = Routing {
+        sender_account: claimed_account,
+        sender_device: claimed_device,
+        conversation: to.account(),
+        sender_list_version: 1,
+        conversation_list_version: 1,
+        session_created: created,
+        kind: ContentKind::Message,
+    };
+    let mut payload = routing.to_bytes();
+    payload.extend_from_slice(message);
+    envelope::seal(rng, &[(to.identity().public(), payload.as_slice())])
+        .unwrap()
+        .to_bytes()
+}
+
+#[test]
+fn forged_resets_change_nothing() {
+    let mut rng = ChaCha20Rng::from_seed([4; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let b_id = *bob.devices[0].device_id();
+    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"hi", 1).unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"yo", 2).unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    let active = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
+    let sessions = alice.devices[0].session_count();
+
+    // 1. A new session from Mallory's own identity, claiming Bob's device,
+    //    dated far in the future so it would win the rank.
+    let mallory = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, alice.devices[0].identity());
+    let bundle = store
+        .bundle(alice.devices[0].identity(), None, None)
+        .unwrap()
+        .verify()
+        .unwrap();
+    let mut forged = Session::initiate(&mut rng, &mallory, &bundle).unwrap();
+    let routing = Routing {
+        sender_account: bob.key(),
+        sender_device: b_id,
+        conversation: alice.key(),
+        sender_list_version: 1,
+        conversation_list_version: 1,
+        session_created: u64::MAX,
+        kind: ContentKind::Message,
+    };
+    let ad = associated_data(&routing.to_bytes(), &alice.key(), alice.devices[0].device_id());
+    let msg = forged.encrypt(&mut rng, b"reset!", &ad).unwrap();
+    let env = forged_envelope(&mut rng, bob.key(), b_id, &alice.devices[0], &msg, u64::MAX);
+    assert_eq!(
+        alice.devices[0].decrypt(&env),
+        Err(SessionsError::SenderIdentityMismatch { device: b_id })
+    );
+    let _ = &mut store;
+
+    // 2. Garbage claiming to be a ratchet message from Bob's device.
+    let mut garbage = vec![crate::wire::WIRE_VERSION, message_type::RATCHET_MESSAGE];
+    garbage.extend((0..200).map(|i| i as u8));
+    let env = forged_envelope(&mut rng, bob.key(), b_id, &alice.devices[0], &garbage, 9);
+    assert!(matches!(
+        alice.devices[0].decrypt(&env),
+        Err(SessionsError::Undecryptable { .. })
+    ));
+    // 3. A genuine message of Bob re-wrapped with other routing: the
+    //    ratchet's associated data no longer matches.
+    let genuine = bob.devices[0].encrypt(&mut rng, &alice.key(), b"real", 3).unwrap();
+    let slot = Envelope::from_bytes(&genuine.envelopes[0])
+        .unwrap()
+        .open(alice.devices[0].identity())
+        .unwrap();
+    let (mut routing, message) = Routing::split(&slot).unwrap();
+    routing.kind = ContentKind::Heal;
+    let mut payload = routing.to_bytes();
+    payload.extend_from_slice(message);
+    let rewrapped = envelope::seal(&mut rng, &[(alice.devices[0].identity().public(), payload.as_slice())])
+        .unwrap()
+        .to_bytes();
+    assert!(matches!(
+        alice.devices[0].decrypt(&rewrapped),
+        Err(SessionsError::Undecryptable { .. })
+    ));
+
+    // Nothing changed: same active session, same count, traffic flows.
+    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(active));
+    assert_eq!(alice.devices[0].session_count(), sessions);
+    assert_eq!(alice.devices[0].decrypt(&genuine.envelopes[0]).unwrap().content, b"real");
+}
+
+#[test]
+fn unknown_devices_and_outdated_lists_are_named() {
+    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    // Bob adds a second device (list v2) that writes to Alice at once.
+    let identity = DeviceIdentity::generate(&mut rng);
+    let id = DeviceId::generate(&mut rng);
+    let held = VerifiedDeviceList::trust_first_with_key(bob.list.clone(), &bob.key()).unwrap();
+    let mut draft = held.next_draft().unwrap();
+    draft
+        .add_device(DeviceEntry::new(id, *identity.public(), Platform::Desktop, "laptop", V, 9))
+        .unwrap();
+    let v2 = draft.sign(&bob.account).unwrap();
+    let v2_verified = VerifiedDeviceList::trust_first_with_key(v2.clone(), &bob.key()).unwrap();
+    let store = PrekeyStore::new(&mut rng, &identity);
+    let mut laptop = SessionManager::new(identity, id, v2_verified, store).unwrap();
+    let list = VerifiedDeviceList::trust_first(alice.list.clone(), &alice.account.session_id()).unwrap();
+    laptop.add_contact(list).unwrap();
+    laptop.add_prekey_record(&alice.key(), &alice.record).unwrap();
+    laptop.add_prekey_record(&bob.key(), &bob.record).unwrap();
+    let m = laptop.encrypt(&mut rng, &alice.key(), b"from laptop", 10).unwrap();
+    assert_eq!(
+        alice.devices[0].decrypt(&m.envelopes[0]),
+        Err(SessionsError::DeviceListOutdated {
+            account: bob.key(),
+            held: 1,
+            claimed: 2
+        })
+    );
+    alice.devices[0].update_device_list(&v2, &[]).unwrap();
+    assert_eq!(alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content, b"from laptop");
+    // The phone learns of its sibling from the list, then takes its copy.
+    bob.devices[0].update_device_list(&v2, &[]).unwrap();
+    assert_eq!(bob.devices[0].decrypt(&m.envelopes[0]).unwrap().content, b"from laptop");
+    // A stranger's account is unknown.
+    let mut carol = Acct::new(&mut rng, 1);
+    carol.learn(&alice);
+    let c = carol.devices[0].encrypt(&mut rng, &alice.key(), b"hello?", 11).unwrap();
+    assert_eq!(
+        alice.devices[0].decrypt(&c.envelopes[0]),
+        Err(SessionsError::UnknownAccount {
+            account: carol.key()
+        })
+    );
+}
+
+#[test]
+fn heal_device_starts_one_session_per_round_trip_and_the_peer_adopts_it() {
+    let mut rng = ChaCha20Rng::from_seed([6; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"2", 2).unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    let old = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
+
+    let h1 = alice.devices[0].heal_device(&mut rng, &bob.key(), &b_id, 3).unwrap();
+    assert_eq!(h1.sessions_started, 1);
+    let h2 = alice.devices[0].heal_device(&mut rng, &bob.key(), &b_id, 4).unwrap();
+    assert_eq!(h2.sessions_started, 0, "still waiting for a reply: reuse");
+    let new = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
+    assert_ne!(new, old);
+    // A message Bob sent in the old session before seeing the heal still decrypts.
+    let late = bob.devices[0].encrypt(&mut rng, &alice.key(), b"late", 5).unwrap();
+    let got = bob.devices[0].decrypt(&h1.envelopes[0]).unwrap();
+    assert_eq!(got.kind, ContentKind::Heal);
+    assert!(got.new_session);
+    assert_eq!(bob.devices[0].active_session(&alice.key(), &a_id), Some(new));
+    assert_eq!(alice.devices[0].decrypt(&late.envelopes[0]).unwrap().content, b"late");
+    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(new));
+    let after = bob.devices[0].encrypt(&mut rng, &alice.key(), b"after", 6).unwrap();
+    assert_eq!(alice.devices[0].decrypt(&after.envelopes[0]).unwrap().content, b"after");
+    assert_eq!(bob.devices[0].decrypt(&h2.envelopes[0]).unwrap().kind, ContentKind::Heal);
+}
