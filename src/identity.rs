@@ -187,6 +187,29 @@ impl DeviceIdentity {
     pub(crate) fn dh_secret(&self) -> &X25519Secret {
         &self.dh
     }
+
+    /// The two secrets, for stored device state (spec §8.9): the Ed25519
+    /// seed and the X25519 secret.
+    pub(crate) fn secret_parts(&self) -> (Ed25519Seed, X25519Secret) {
+        (
+            Ed25519Seed::from_slice_array(&self.signing.to_bytes()),
+            self.dh.duplicate(),
+        )
+    }
+
+    /// Rebuilds an identity from [`DeviceIdentity::secret_parts`].
+    pub(crate) fn from_secret_parts(seed: &Ed25519Seed, dh: X25519Secret) -> Self {
+        let signing = Box::new(SigningKey::from_bytes(seed.expose()));
+        let public = DevicePublicIdentity {
+            signing_key: Ed25519PublicKey(signing.verifying_key()),
+            dh_key: dh.public_key(),
+        };
+        Self {
+            signing,
+            dh,
+            public,
+        }
+    }
 }
 
 impl fmt::Debug for DeviceIdentity {

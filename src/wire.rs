@@ -217,7 +217,9 @@ impl<'a> Reader<'a> {
         Self::start_with_limit(input, ty, MAX_STORED_LEN)
     }
 
-    fn start_with_limit(input: &'a [u8], ty: u8, limit: usize) -> Result<Self, WireError> {
+    /// Like [`Reader::start`] with an explicit length cap (stored objects
+    /// that document their own bound).
+    pub(crate) fn start_with_limit(input: &'a [u8], ty: u8, limit: usize) -> Result<Self, WireError> {
         if input.len() > limit {
             return Err(WireError::TooLong { len: input.len() });
         }

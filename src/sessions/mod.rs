@@ -64,12 +64,14 @@
 mod error;
 mod routing;
 mod set;
+mod stored;
 #[cfg(test)]
 mod tests;
 
 pub use error::SessionsError;
 pub use routing::ContentKind;
 pub use set::MAX_ARCHIVED_SESSIONS;
+pub use stored::{MAX_STORED_DEVICE_LEN, StoredDevice};
 
 use crate::account::Account;
 use crate::device::list::{
@@ -730,6 +732,13 @@ impl SessionManager {
             .flat_map(|p| p.sessions.values())
             .map(SessionSet::len)
             .sum()
+    }
+
+    /// Sessions held with one peer device (active and archived).
+    pub fn sessions_with(&self, account: &Ed25519PublicKey, device: &DeviceId) -> usize {
+        self.peer(account)
+            .and_then(|p| p.sessions.get(device))
+            .map_or(0, SessionSet::len)
     }
 
     /// The transcript hash of the active session with a peer device, if
