@@ -1,4 +1,4 @@
-use alloc::vec;
+use alloc::{format, vec};
 use super::routing::{Routing, associated_data};
 use super::*;
 use crate::device::list::{ClientVersion, DeviceEntry, DeviceListDraft, Platform};
@@ -412,4 +412,65 @@ fn heal_device_starts_one_session_per_round_trip_and_the_peer_adopts_it() {
     let after = bob.devices[0].encrypt(&mut rng, &alice.key(), b"after", 6).unwrap();
     assert_eq!(alice.devices[0].decrypt(&after.envelopes[0]).unwrap().content, b"after");
     assert_eq!(bob.devices[0].decrypt(&h2.envelopes[0]).unwrap().kind, ContentKind::Heal);
+}
+
+#[test]
+fn stored_device_round_trips_and_keeps_working() {
+    let mut rng = ChaCha20Rng::from_seed([7; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 2, 1);
+    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    alice.devices[1].decrypt(&m.envelopes[0]).unwrap();
+    let stored = bob.devices[0].to_stored();
+    assert!(format!("{stored:?}").contains("redacted"));
+    let mut restored = SessionManager::from_stored(&StoredDevice::from_bytes(stored.as_bytes())).unwrap();
+    assert_eq!(restored.to_stored(), stored, "encoding is canonical");
+    assert_eq!(restored.session_count(), bob.devices[0].session_count());
+    let r = restored.encrypt(&mut rng, &alice.key(), b"2", 2).unwrap();
+    assert_eq!(r.sessions_started, 1, "only the session with alice's second device is new");
+    assert_eq!(alice.devices[0].decrypt(&r.envelopes[0]).unwrap().content, b"2");
+
+    // Every truncation is refused without a panic; so is a flipped list signature.
+    let bytes = stored.as_bytes();
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(SessionManager::from_stored(&StoredDevice::from_bytes(&bytes[..cut])).is_err());
+    }
+    let mut extra = bytes.to_vec();
+    extra.push(0);
+    assert!(SessionManager::from_stored(&StoredDevice::from_bytes(&extra)).is_err());
+}
+
+#[test]
+fn restore_from_backup_never_sends_in_old_sessions_and_heals() {
+    let mut rng = ChaCha20Rng::from_seed([8; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let backup = bob.devices[0].to_stored();
+    // Bob's state moves on after the backup.
+    for i in 0..3 {
+        let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"x", 2 + i).unwrap();
+        alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+        let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"y", 2 + i).unwrap();
+        bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    }
+    // The phone is wiped and restored from the old backup.
+    let mut restored = SessionManager::restore_from_backup(&mut rng, &backup).unwrap();
+    assert_eq!(restored.active_session(&alice.key(), &a_id), None);
+    // A plain encrypt would start a new session too; heal announces it at once.
+    let heal = restored.heal(&mut rng, &alice.key(), 10).unwrap().unwrap();
+    assert_eq!(heal.sessions_started, 1);
+    assert!(restored.heal(&mut rng, &alice.key(), 11).unwrap().is_none());
+    let got = alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
+    assert_eq!(got.kind, ContentKind::Heal);
+    let new = restored.active_session(&alice.key(), &a_id).unwrap();
+    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(new));
+    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"after", 12).unwrap();
+    assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"after");
+    // The rotated prekeys are what the device publishes now.
+    assert_ne!(
+        restored.bundle().unwrap().to_bytes(),
+        bob.devices[0].bundle().unwrap().to_bytes()
+    );
 }
