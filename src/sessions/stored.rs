@@ -14,7 +14,7 @@ use core::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Object type of a stored device (storage only, never sent).
-const TYPE_STORED_DEVICE: u8 = 0x14;
+const TYPE_STORED_DEVICE: u8 = 0x15;
 /// Largest stored device accepted: 64 MiB (about 5,000 sessions of 3 KB with
 /// room for lists and bundles).
 pub const MAX_STORED_DEVICE_LEN: usize = 64 << 20;
