@@ -8,6 +8,10 @@
 //! - **headers and stored state**: XChaCha20-Poly1305 under a long-lived key
 //!   with a random 24-byte nonce drawn from the injected RNG.
 //!
+//! It also owns the one envelope of every encrypted stored object (stored
+//! sessions, spec §7.10; stored prekey stores, spec §4.6): [`seal_stored`]
+//! and [`open_stored`].
+//!
 //! ## Fuzzing build only
 //!
 //! When the crate is compiled with `--cfg fuzzing` (set by `cargo fuzz` and
@@ -19,9 +23,13 @@
 //! way). This code is never compiled otherwise: a unit test below and
 //! `tests/fuzz_corpus.rs` check that a zero tag is rejected in normal builds.
 
+use crate::kdf::label;
+use crate::secret::StorageKey;
+use crate::wire::WireError;
 use alloc::vec::Vec;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use rand_core::CryptoRng;
 
 /// Poly1305 tag length.
 pub(crate) const TAG_LEN: usize = 16;
@@ -84,6 +92,85 @@ pub(crate) fn open_x(
     cipher.decrypt_in_place(nonce.into(), ad, buf).is_ok()
 }
 
+/// Why an encrypted stored object could not be opened. Each caller maps
+/// these to its own area's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoredOpenError {
+    /// The version byte is not the one expected (written by a newer library).
+    UnsupportedVersion(u8),
+    /// The input is too short for the envelope, or its type byte names
+    /// another kind of object.
+    Malformed(WireError),
+    /// The storage key is wrong or the bytes were altered.
+    WrongKeyOrTampered,
+}
+
+/// Associated data of an encrypted stored object: `LABEL_STORED_STATE ‖
+/// version ‖ type`, so a blob of one type never opens as another.
+fn stored_ad(version: u8, ty: u8) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(label::STORED_STATE.len() + 2);
+    ad.extend_from_slice(label::STORED_STATE);
+    ad.push(version);
+    ad.push(ty);
+    ad
+}
+
+/// Encrypts the plain encoding of a stored object (spec §7.10, §4.6):
+/// `version ‖ ty ‖ nonce (24) ‖ XChaCha20-Poly1305(key, nonce, plain,
+/// AD = LABEL_STORED_STATE ‖ version ‖ ty)`. Draws the 24-byte nonce.
+pub(crate) fn seal_stored<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &StorageKey,
+    version: u8,
+    ty: u8,
+    plain: &[u8],
+) -> Vec<u8> {
+    let mut nonce = [0u8; XNONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    // Room for the tag up front: appending it must not reallocate and leave
+    // an unzeroized copy of the plaintext behind.
+    let mut body = Vec::with_capacity(plain.len() + TAG_LEN);
+    body.extend_from_slice(plain);
+    // Sealing cannot fail for in-memory buffers below the stored-size limit.
+    let _ = seal_x(key.expose(), &nonce, &stored_ad(version, ty), &mut body);
+    let mut out = Vec::with_capacity(2 + XNONCE_LEN + body.len());
+    out.push(version);
+    out.push(ty);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Opens a blob made by [`seal_stored`] with the same `version` and `ty`,
+/// returning the plain encoding (a secret: the caller wraps it at once).
+pub(crate) fn open_stored(
+    bytes: &[u8],
+    key: &StorageKey,
+    version: u8,
+    ty: u8,
+) -> Result<Vec<u8>, StoredOpenError> {
+    let truncated = |field| StoredOpenError::Malformed(WireError::Truncated { field });
+    let (&v, rest) = bytes.split_first().ok_or(truncated("version"))?;
+    if v != version {
+        return Err(StoredOpenError::UnsupportedVersion(v));
+    }
+    let (&actual, rest) = rest.split_first().ok_or(truncated("type"))?;
+    if actual != ty {
+        return Err(StoredOpenError::Malformed(WireError::UnexpectedType {
+            expected: ty,
+            actual,
+        }));
+    }
+    let (nonce, body) = rest
+        .split_first_chunk::<XNONCE_LEN>()
+        .ok_or(truncated("nonce"))?;
+    let mut buf = body.to_vec();
+    if !open_x(key.expose(), nonce, &stored_ad(version, ty), &mut buf) {
+        return Err(StoredOpenError::WrongKeyOrTampered);
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +220,51 @@ mod tests {
         assert!(!open_x(&key, &[3u8; 24], b"", &mut t));
         assert!(open_x(&key, &nonce, b"", &mut buf));
         assert_eq!(buf, b"header");
+    }
+
+    #[test]
+    fn stored_envelope_binds_version_and_type() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let key = StorageKey::from_bytes([6; 32]);
+        let blob = seal_stored(&mut rng, &key, 1, 0x11, b"plain");
+        assert_eq!(blob.len(), 2 + XNONCE_LEN + 5 + TAG_LEN);
+        assert_eq!(&blob[..2], &[1, 0x11]);
+        assert_eq!(open_stored(&blob, &key, 1, 0x11).unwrap(), b"plain");
+        assert_eq!(
+            open_stored(&blob, &StorageKey::from_bytes([7; 32]), 1, 0x11),
+            Err(StoredOpenError::WrongKeyOrTampered)
+        );
+        assert_eq!(
+            open_stored(&blob, &key, 1, 0x14),
+            Err(StoredOpenError::Malformed(WireError::UnexpectedType {
+                expected: 0x14,
+                actual: 0x11
+            }))
+        );
+        assert_eq!(
+            open_stored(&blob, &key, 2, 0x11),
+            Err(StoredOpenError::UnsupportedVersion(1))
+        );
+        // The type byte is bound by the associated data, not only checked.
+        let mut retyped = blob.clone();
+        retyped[1] = 0x14;
+        assert_eq!(
+            open_stored(&retyped, &key, 1, 0x14),
+            Err(StoredOpenError::WrongKeyOrTampered)
+        );
+        for (cut, field) in [(0, "version"), (1, "type"), (2, "nonce"), (25, "nonce")] {
+            assert_eq!(
+                open_stored(&blob[..cut], &key, 1, 0x11),
+                Err(StoredOpenError::Malformed(WireError::Truncated { field })),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            open_stored(&blob[..2 + XNONCE_LEN], &key, 1, 0x11),
+            Err(StoredOpenError::WrongKeyOrTampered)
+        );
     }
 
     /// The fuzzing-only zero-tag acceptance is not compiled into normal builds.

@@ -13,7 +13,8 @@
 //!
 //! The [`PrekeyStore`] hands out each one-time prekey's secret exactly once
 //! and remembers, per last-resort PQ prekey, which initiator base keys it has
-//! already accepted, so a replayed first message is detected.
+//! already accepted, so a replayed first message is detected. Its persistent
+//! form is [`StoredPrekeys`] (spec §4.6).
 
 use crate::dh::X25519PublicKey;
 use crate::identity::{DeviceIdentity, DevicePublicIdentity, IdentityError, SIGNATURE_LEN};
@@ -21,10 +22,14 @@ use crate::kdf::label;
 use crate::kem::{MLKEM_PUBLIC_KEY_LEN, MlKemKeyPair, MlKemPublicKey};
 use crate::secret::X25519Secret;
 use crate::wire::{self, Reader, WireError, Writer, message_type};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::fmt;
 use rand_core::CryptoRng;
+
+mod stored;
+
+pub use stored::{MAX_STORED_PREKEYS_LEN, StoredPrekeys};
 
 /// Signed prekeys kept at once (the current one and two predecessors, so
 /// first messages sent to a just-rotated key still decrypt).
@@ -77,6 +82,23 @@ pub enum PrekeyError {
         /// The id asked for.
         id: PrekeyId,
     },
+    /// A stored prekey store (spec §4.6) has a format version this library
+    /// does not know: it was written by a newer version. Upgrade the library
+    /// before loading it; do not discard it.
+    UnsupportedStoreVersion {
+        /// The version byte found.
+        version: u8,
+    },
+    /// A stored prekey store is truncated or corrupted; nothing was loaded.
+    /// Restore it from a backup, or create a new store and publish its bundle
+    /// (first messages sent to the old prekeys can then no longer be read).
+    CorruptedStore {
+        /// Which field is wrong, and how.
+        error: WireError,
+    },
+    /// The storage key does not open the encrypted prekey store, or the blob
+    /// was altered. Check that the right key is used.
+    WrongKeyOrTampered,
 }
 
 impl fmt::Display for PrekeyError {
@@ -97,6 +119,17 @@ impl fmt::Display for PrekeyError {
             ),
             Self::IdsExhausted => f.write_str("prekey ids exhausted; create a new device identity"),
             Self::UnknownPrekey { id } => write!(f, "no unused one-time prekey with id {id}"),
+            Self::UnsupportedStoreVersion { version } => write!(
+                f,
+                "stored prekey store has format version {version:#04x}, newer than this library supports; upgrade the library and keep the blob"
+            ),
+            Self::CorruptedStore { error } => write!(
+                f,
+                "stored prekey store is corrupted ({error}); nothing was loaded: restore a backup or create and publish new prekeys"
+            ),
+            Self::WrongKeyOrTampered => f.write_str(
+                "wrong storage key, or the encrypted prekey store was altered; nothing was loaded",
+            ),
         }
     }
 }
@@ -399,11 +432,12 @@ pub(crate) struct StoredSignedPrekey {
     pub(crate) secret: X25519Secret,
 }
 
-/// A PQ prekey's private half; for last-resort keys, the base keys seen.
+/// A PQ prekey's private half; for last-resort keys, the base keys seen
+/// (public values; a set, so membership is all that is kept).
 pub(crate) struct StoredKemPrekey {
     pub(crate) public: SignedKemPrekey,
     pub(crate) keypair: MlKemKeyPair,
-    pub(crate) seen_base_keys: Vec<[u8; 32]>,
+    pub(crate) seen_base_keys: BTreeSet<[u8; 32]>,
 }
 
 /// The private side of a device's prekeys.
@@ -520,7 +554,7 @@ impl PrekeyStore {
         Ok(StoredKemPrekey {
             public,
             keypair,
-            seen_base_keys: Vec::new(),
+            seen_base_keys: BTreeSet::new(),
         })
     }
 
@@ -678,7 +712,7 @@ impl PrekeyStore {
     pub(crate) fn record_base_key(&mut self, id: PrekeyId, base_key: [u8; 32]) -> bool {
         match self.last_resort.iter_mut().find(|k| k.public.id == id) {
             Some(k) if k.seen_base_keys.len() < MAX_BASE_KEYS_PER_LAST_RESORT => {
-                k.seen_base_keys.push(base_key);
+                k.seen_base_keys.insert(base_key);
                 true
             }
             _ => false,

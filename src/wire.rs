@@ -42,6 +42,16 @@ pub mod message_type {
     pub const DEVICE_LIST: u8 = 0x05;
     /// An account's prekey record: padded, encrypted bundle slots (spec §8.4).
     pub const PREKEY_RECORD: u8 = 0x06;
+    /// A stored session (spec §7.10; storage only, never sent).
+    pub const STORED_SESSION: u8 = 0x10;
+    /// A stored session encrypted under a storage key (spec §7.10; storage only).
+    pub const ENCRYPTED_STORED_SESSION: u8 = 0x11;
+    /// A stored Session v2 upgrade session (spec §9.11.7; storage only).
+    pub const STORED_UPGRADE_SESSION: u8 = 0x12;
+    /// A stored prekey store (spec §4.6; storage only, never sent).
+    pub const STORED_PREKEYS: u8 = 0x13;
+    /// A stored prekey store encrypted under a storage key (spec §4.6; storage only).
+    pub const ENCRYPTED_STORED_PREKEYS: u8 = 0x14;
 }
 
 /// Why bytes could not be decoded. Decoding changes no state, so any of these
@@ -59,7 +69,8 @@ pub enum WireError {
         /// How many bytes were left over.
         count: usize,
     },
-    /// The input is longer than [`MAX_WIRE_LEN`].
+    /// The input is longer than [`MAX_WIRE_LEN`] (or, for stored state,
+    /// [`MAX_STORED_LEN`]).
     TooLong {
         /// The input length.
         len: usize,
@@ -143,12 +154,10 @@ impl fmt::Display for WireError {
             Self::TrailingBytes { count } => {
                 write!(f, "{count} unexpected bytes after the last field")
             }
-            Self::TooLong { len } => {
-                write!(
-                    f,
-                    "input of {len} bytes exceeds the {MAX_WIRE_LEN}-byte limit"
-                )
-            }
+            Self::TooLong { len } => write!(
+                f,
+                "input of {len} bytes exceeds the size limit ({MAX_WIRE_LEN} bytes for a message, {MAX_STORED_LEN} for stored state)"
+            ),
             Self::UnsupportedVersion { version } => write!(
                 f,
                 "wire version {version:#04x} is not supported (this build speaks {WIRE_VERSION:#04x}); the peer may need an update, or this library does"

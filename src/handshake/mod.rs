@@ -615,7 +615,7 @@ fn check_last_resort(
         .kem_prekey(KemPrekeyKind::LastResort, id)
         .ok_or(HandshakeError::UnknownKemPrekey { id })?;
     // Base keys are public values: a plain comparison leaks nothing secret.
-    if k.seen_base_keys.iter().any(|seen| seen == base_key) {
+    if k.seen_base_keys.contains(base_key) {
         return Err(HandshakeError::ReplayedHandshake);
     }
     if k.seen_base_keys.len() >= crate::prekey::MAX_BASE_KEYS_PER_LAST_RESORT {

@@ -12,11 +12,10 @@ use super::erasure::SYMBOL_LEN;
 use super::error::{RatchetError, StorageError};
 use super::pq::{Outgoing, OwnKey, PeerKey, PqState, Reassembly};
 use super::{PaddingPolicy, RecvChain, SendChain, Session, Skipped};
-use crate::aead::{self, XNONCE_LEN};
+use crate::aead::{self, StoredOpenError};
 use crate::dh::X25519PublicKey;
 use crate::handshake::{HandshakeHeader, Role};
 use crate::identity::DevicePublicIdentity;
-use crate::kdf::label;
 use crate::kem::{
     MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN, MlKemCiphertext, MlKemKeyPair, MlKemPublicKey,
 };
@@ -24,7 +23,7 @@ use crate::secret::{
     ChainKey, HeaderKey, KemCoins, MessageKey, MlKemSeed, RootKey, SharedSecret, StorageKey,
     X25519Secret,
 };
-use crate::wire::{Reader, WireError, Writer};
+use crate::wire::{Reader, WireError, Writer, message_type};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
@@ -34,9 +33,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// Format version of stored sessions written by this library.
 pub const STORED_SESSION_VERSION: u8 = 0x01;
 /// Object type of a plain stored session.
-const TYPE_PLAIN: u8 = 0x10;
+const TYPE_PLAIN: u8 = message_type::STORED_SESSION;
 /// Object type of an encrypted stored session.
-const TYPE_ENCRYPTED: u8 = 0x11;
+const TYPE_ENCRYPTED: u8 = message_type::ENCRYPTED_STORED_SESSION;
 
 /// The persistent form of a session. Contains every secret of the session:
 /// zeroized on drop, and its `Debug` prints only its length.
@@ -63,46 +62,19 @@ impl StoredSession {
     /// Encrypts under `key`: `0x01 ‖ 0x11 ‖ nonce (24) ‖ XChaCha20-Poly1305(key,
     /// nonce, plain, AD = LABEL_STORED_STATE ‖ 0x01 ‖ 0x11)`.
     pub fn encrypt<R: CryptoRng + ?Sized>(&self, rng: &mut R, key: &StorageKey) -> Vec<u8> {
-        let mut nonce = [0u8; XNONCE_LEN];
-        rng.fill_bytes(&mut nonce);
-        let mut body = self.0.clone();
-        // Sealing cannot fail for in-memory buffers of this size.
-        let _ = aead::seal_x(key.expose(), &nonce, &stored_ad(), &mut body);
-        let mut out = Vec::with_capacity(2 + XNONCE_LEN + body.len());
-        out.push(STORED_SESSION_VERSION);
-        out.push(TYPE_ENCRYPTED);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
-        body.zeroize();
-        out
+        aead::seal_stored(rng, key, STORED_SESSION_VERSION, TYPE_ENCRYPTED, &self.0)
     }
 
     /// Decrypts a blob made by [`StoredSession::encrypt`].
     pub fn decrypt(bytes: &[u8], key: &StorageKey) -> Result<Self, StorageError> {
-        let version = *bytes.first().ok_or(StorageError::Corrupted)?;
-        if version != STORED_SESSION_VERSION {
-            return Err(StorageError::UnsupportedVersion(version));
-        }
-        if bytes.get(1) != Some(&TYPE_ENCRYPTED) {
-            return Err(StorageError::Corrupted);
-        }
-        let rest = bytes.get(2..).ok_or(StorageError::Corrupted)?;
-        let (nonce, body) = rest
-            .split_first_chunk::<XNONCE_LEN>()
-            .ok_or(StorageError::Corrupted)?;
-        let mut buf = body.to_vec();
-        if !aead::open_x(key.expose(), nonce, &stored_ad(), &mut buf) {
-            return Err(StorageError::WrongKeyOrTampered);
-        }
-        Ok(Self(buf))
+        aead::open_stored(bytes, key, STORED_SESSION_VERSION, TYPE_ENCRYPTED)
+            .map(Self)
+            .map_err(|e| match e {
+                StoredOpenError::UnsupportedVersion(v) => StorageError::UnsupportedVersion(v),
+                StoredOpenError::Malformed(_) => StorageError::Corrupted,
+                StoredOpenError::WrongKeyOrTampered => StorageError::WrongKeyOrTampered,
+            })
     }
-}
-
-fn stored_ad() -> Vec<u8> {
-    let mut ad = label::STORED_STATE.to_vec();
-    ad.push(STORED_SESSION_VERSION);
-    ad.push(TYPE_ENCRYPTED);
-    ad
 }
 
 fn flag(w: &mut Writer, present: bool) {

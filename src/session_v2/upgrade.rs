@@ -57,7 +57,7 @@ pub const OFFER_HEADER_LEN: usize = 5 + 1 + 4 * 32;
 /// Offers sent without a reply after which [`send_path`] returns to v2.
 pub const MAX_UNANSWERED_OFFERS: u32 = 16;
 /// Object type of a stored upgrade session (storage only, never sent).
-pub const STORED_UPGRADE_TYPE: u8 = 0x12;
+pub const STORED_UPGRADE_TYPE: u8 = message_type::STORED_UPGRADE_SESSION;
 
 /// Length of the upgrade key material: root key, initiator chain key, both
 /// header keys, upgrade id.
