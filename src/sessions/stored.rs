@@ -7,14 +7,18 @@ use crate::device::list::{DeviceId, SignedDeviceList, VerifiedDeviceList, MAX_DE
 use crate::identity::DeviceIdentity;
 use crate::prekey::{PrekeyBundle, PrekeyStore, StoredPrekeys};
 use crate::ratchet::{Session, StoredSession};
+use crate::aead;
+use crate::ratchet::StorageKey;
 use crate::secret::{Ed25519Seed, X25519Secret};
-use crate::wire::{Reader, WireError, Writer};
+use crate::wire::{Reader, WIRE_VERSION, WireError, Writer};
 use alloc::vec::Vec;
 use core::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Object type of a stored device (storage only, never sent).
 const TYPE_STORED_DEVICE: u8 = 0x15;
+/// Object type of an encrypted stored device.
+const TYPE_ENCRYPTED: u8 = 0x16;
 /// Largest stored device accepted: 64 MiB (about 5,000 sessions of 3 KB with
 /// room for lists and bundles).
 pub const MAX_STORED_DEVICE_LEN: usize = 64 << 20;
@@ -51,6 +55,21 @@ impl StoredDevice {
     /// Whether it is empty (never, for a valid encoding).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Encrypts under `key` (spec §8.9, the construction of §7.10 with type
+    /// `0x16`). Draws the 24-byte nonce.
+    pub fn encrypt<R: rand_core::CryptoRng + ?Sized>(&self, rng: &mut R, key: &StorageKey) -> Vec<u8> {
+        aead::seal_stored(rng, key, WIRE_VERSION, TYPE_ENCRYPTED, &self.0)
+    }
+
+    /// Decrypts a blob made by [`StoredDevice::encrypt`]. A wrong key, an
+    /// altered blob and a blob of another type are all
+    /// [`SessionsError::Storage`].
+    pub fn decrypt(bytes: &[u8], key: &StorageKey) -> Result<Self, SessionsError> {
+        aead::open_stored(bytes, key, WIRE_VERSION, TYPE_ENCRYPTED)
+            .map(Self)
+            .map_err(|_| SessionsError::Storage)
     }
 }
 

@@ -430,7 +430,20 @@ fn stored_device_round_trips_and_keeps_working() {
     assert_eq!(r.sessions_started, 1, "only the session with alice's second device is new");
     assert_eq!(alice.devices[0].decrypt(&r.envelopes[0]).unwrap().content, b"2");
 
-    // Every truncation is refused without a panic; so is a flipped list signature.
+    // Encrypted storage: wrong key and tampering are refused.
+    let key = crate::ratchet::StorageKey::generate(&mut rng);
+    let blob = stored.encrypt(&mut rng, &key);
+    assert_eq!(StoredDevice::decrypt(&blob, &key).unwrap(), stored);
+    let other = crate::ratchet::StorageKey::generate(&mut rng);
+    assert_eq!(StoredDevice::decrypt(&blob, &other), Err(SessionsError::Storage));
+    let mut bad = blob.clone();
+    bad[40] ^= 1;
+    assert_eq!(StoredDevice::decrypt(&bad, &key), Err(SessionsError::Storage));
+    // A stored session's blob is not a stored device.
+    let session_blob = crate::ratchet::StoredSession::from_bytes(&[1, 0x10]).encrypt(&mut rng, &key);
+    assert_eq!(StoredDevice::decrypt(&session_blob, &key), Err(SessionsError::Storage));
+
+    // Every truncation is refused without a panic.
     let bytes = stored.as_bytes();
     for cut in (0..bytes.len()).step_by(97) {
         assert!(SessionManager::from_stored(&StoredDevice::from_bytes(&bytes[..cut])).is_err());
