@@ -59,9 +59,9 @@ pub mod kem;
 pub mod prekey;
 pub mod ratchet;
 pub mod secret;
-pub mod sessions;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
+pub mod sessions;
 mod util;
 pub mod wire;
 

@@ -228,7 +228,11 @@ impl<'a> Reader<'a> {
 
     /// Like [`Reader::start`] with an explicit length cap (stored objects
     /// that document their own bound).
-    pub(crate) fn start_with_limit(input: &'a [u8], ty: u8, limit: usize) -> Result<Self, WireError> {
+    pub(crate) fn start_with_limit(
+        input: &'a [u8],
+        ty: u8,
+        limit: usize,
+    ) -> Result<Self, WireError> {
         if input.len() > limit {
             return Err(WireError::TooLong { len: input.len() });
         }

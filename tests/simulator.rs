@@ -16,7 +16,11 @@ fn every_expected_delivery_decrypts() {
     for seed in 1..=10 {
         let r = sim::run(&sim::Config { seed, days: 14 });
         assert!(r.ok(), "seed {seed}: {}", r.to_json());
-        assert!(r.deliveries_expected > 100, "seed {seed}: too little traffic: {}", r.to_json());
+        assert!(
+            r.deliveries_expected > 100,
+            "seed {seed}: too little traffic: {}",
+            r.to_json()
+        );
         assert_eq!(r.links, 1);
         assert_eq!(r.restores, 1, "seed {seed}: {}", r.to_json());
     }

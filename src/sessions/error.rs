@@ -4,7 +4,6 @@ use crate::device::list::{DeviceId, DeviceListError};
 use crate::device::record::PrekeyRecordError;
 use crate::envelope::EnvelopeError;
 use crate::handshake::HandshakeError;
-use crate::identity::Ed25519PublicKey;
 use crate::prekey::PrekeyError;
 use crate::ratchet::RatchetError;
 use crate::wire::WireError;
@@ -20,8 +19,8 @@ pub enum SessionsError {
     /// The account is not a contact of this device. Fetch its device list
     /// (by Session ID), [`super::SessionManager::add_contact`], and retry.
     UnknownAccount {
-        /// The account key.
-        account: Ed25519PublicKey,
+        /// The account's Ed25519 key bytes.
+        account: [u8; 32],
     },
     /// The account is already a contact; use
     /// [`super::SessionManager::update_device_list`] for newer lists.
@@ -30,8 +29,8 @@ pub enum SessionsError {
     /// held for them: fetch the accounts' prekey records (or the devices'
     /// bundles), add them, and retry. Nothing was encrypted.
     MissingPrekeys {
-        /// `(account, device)` pairs without a session or a bundle.
-        devices: Vec<(Ed25519PublicKey, DeviceId)>,
+        /// `(account key bytes, device)` pairs without a session or a bundle.
+        devices: Vec<([u8; 32], DeviceId)>,
     },
     /// The conversation has no active device to send to.
     NoRecipients,
@@ -48,8 +47,8 @@ pub enum SessionsError {
     /// The sending device was removed from its account (a tombstone in the
     /// held list): its messages are rejected.
     RevokedSender {
-        /// The account.
-        account: Ed25519PublicKey,
+        /// The account's Ed25519 key bytes.
+        account: [u8; 32],
         /// The removed device.
         device: DeviceId,
     },
@@ -58,8 +57,8 @@ pub enum SessionsError {
     /// newer device list, [`super::SessionManager::update_device_list`], and
     /// retry.
     DeviceListOutdated {
-        /// The account.
-        account: Ed25519PublicKey,
+        /// The account's Ed25519 key bytes.
+        account: [u8; 32],
         /// The version held.
         held: u64,
         /// The version the sender claims to use.
@@ -68,8 +67,8 @@ pub enum SessionsError {
     /// The sending device is not in its account's device list (and the
     /// sender claims no newer list): the message is rejected.
     UnknownSenderDevice {
-        /// The account.
-        account: Ed25519PublicKey,
+        /// The account's Ed25519 key bytes.
+        account: [u8; 32],
         /// The unknown device.
         device: DeviceId,
     },
@@ -87,8 +86,8 @@ pub enum SessionsError {
     /// changed; a forged message ends here too, so this never starts a new
     /// session by itself (spec §8.8).
     Undecryptable {
-        /// The account.
-        account: Ed25519PublicKey,
+        /// The account's Ed25519 key bytes.
+        account: [u8; 32],
         /// The device.
         device: DeviceId,
         /// Why the most preferred session refused it.

@@ -279,7 +279,10 @@ impl SessionManager {
 
     /// The contacts' account keys, in ascending byte order.
     pub fn contacts(&self) -> Vec<Ed25519PublicKey> {
-        self.contacts.values().map(|p| *p.list.list().account()).collect()
+        self.contacts
+            .values()
+            .map(|p| *p.list.list().account())
+            .collect()
     }
 
     fn peer(&self, account: &Ed25519PublicKey) -> Option<&Peer> {
@@ -296,7 +299,9 @@ impl SessionManager {
         } else {
             self.contacts
                 .get_mut(&account.to_bytes())
-                .ok_or(SessionsError::UnknownAccount { account: *account })
+                .ok_or(SessionsError::UnknownAccount {
+                    account: account.to_bytes(),
+                })
         }
     }
 
@@ -320,8 +325,16 @@ impl SessionManager {
         };
         let (before, after) = (active(&peer.list), active(&new));
         let change = ListChange {
-            added: after.iter().filter(|d| !before.contains(d)).copied().collect(),
-            removed: before.iter().filter(|d| !after.contains(d)).copied().collect(),
+            added: after
+                .iter()
+                .filter(|d| !before.contains(d))
+                .copied()
+                .collect(),
+            removed: before
+                .iter()
+                .filter(|d| !after.contains(d))
+                .copied()
+                .collect(),
         };
         peer.list = *new;
         peer.prune();
@@ -338,7 +351,7 @@ impl SessionManager {
     ) -> Result<SignedDeviceList, SessionsError> {
         if account.public_key() != self.account() {
             return Err(SessionsError::UnknownAccount {
-                account: account.public_key(),
+                account: account.public_key().to_bytes(),
             });
         }
         let mut draft = self.own.list.next_draft()?;
@@ -378,7 +391,7 @@ impl SessionManager {
         let peer = self.peer_mut(account)?;
         let DeviceStatus::Active(entry) = peer.list.status(device) else {
             return Err(SessionsError::UnknownSenderDevice {
-                account: *account,
+                account: account.to_bytes(),
                 device: *device,
             });
         };
@@ -389,7 +402,11 @@ impl SessionManager {
 
     /// The recipients of a message in `conversation`: its active devices
     /// (unless it is this account) and this account's other active devices.
-    fn targets(&self, conversation: &Ed25519PublicKey, with_own: bool) -> Result<Vec<Target>, SessionsError> {
+    fn targets(
+        &self,
+        conversation: &Ed25519PublicKey,
+        with_own: bool,
+    ) -> Result<Vec<Target>, SessionsError> {
         let own_key = self.account();
         let mut out = Vec::new();
         let mut push = |peer: &Peer, skip: Option<&DeviceId>| {
@@ -404,10 +421,11 @@ impl SessionManager {
             }
         };
         if *conversation != own_key {
-            let peer = self
-                .contacts
-                .get(&conversation.to_bytes())
-                .ok_or(SessionsError::UnknownAccount { account: *conversation })?;
+            let peer = self.contacts.get(&conversation.to_bytes()).ok_or(
+                SessionsError::UnknownAccount {
+                    account: conversation.to_bytes(),
+                },
+            )?;
             push(peer, None);
         }
         if with_own || *conversation == own_key {
@@ -431,7 +449,15 @@ impl SessionManager {
         now: u64,
     ) -> Result<Outgoing, SessionsError> {
         let targets = self.targets(conversation, true)?;
-        self.send(rng, conversation, &targets, ContentKind::Message, content, now, false)
+        self.send(
+            rng,
+            conversation,
+            &targets,
+            ContentKind::Message,
+            content,
+            now,
+            false,
+        )
     }
 
     /// Starts fresh sessions with every active device of `account` (this
@@ -482,7 +508,7 @@ impl SessionManager {
             .collect();
         if targets.is_empty() {
             return Err(SessionsError::UnknownSenderDevice {
-                account: *account,
+                account: account.to_bytes(),
                 device: *device,
             });
         }
@@ -525,7 +551,7 @@ impl SessionManager {
             }
             match peer.bundles.get(&t.device) {
                 Some(b) => start.push((t, b.clone())),
-                None => missing.push((t.account, t.device)),
+                None => missing.push((t.account.to_bytes(), t.device)),
             }
         }
         if !missing.is_empty() {
@@ -534,7 +560,8 @@ impl SessionManager {
         // Start sessions (nothing installed until all handshakes succeed).
         let mut started = Vec::with_capacity(start.len());
         for (t, bundle) in &start {
-            let session = Session::initiate(rng, &self.identity, bundle).map_err(SessionsError::Ratchet)?;
+            let session =
+                Session::initiate(rng, &self.identity, bundle).map_err(SessionsError::Ratchet)?;
             started.push((*t, session));
         }
         let sessions_started = started.len();
@@ -559,8 +586,15 @@ impl SessionManager {
         for t in targets {
             let device_id = self.device_id;
             let peer = self.peer_mut(&t.account)?;
-            let set = peer.sessions.get_mut(&t.device).ok_or(SessionsError::Internal)?;
-            let created = set.active.as_ref().map(|a| a.created).ok_or(SessionsError::Internal)?;
+            let set = peer
+                .sessions
+                .get_mut(&t.device)
+                .ok_or(SessionsError::Internal)?;
+            let created = set
+                .active
+                .as_ref()
+                .map(|a| a.created)
+                .ok_or(SessionsError::Internal)?;
             let routing = Routing {
                 sender_account: own_key,
                 sender_device: device_id,
@@ -607,7 +641,7 @@ impl SessionManager {
                 && !self.contacts.contains_key(&routing.conversation.to_bytes())
             {
                 return Err(SessionsError::UnknownAccount {
-                    account: routing.conversation,
+                    account: routing.conversation.to_bytes(),
                 });
             }
         } else if routing.conversation != own_key {
@@ -623,34 +657,35 @@ impl SessionManager {
             self.contacts
                 .get_mut(&routing.sender_account.to_bytes())
                 .ok_or(SessionsError::UnknownAccount {
-                    account: routing.sender_account,
+                    account: routing.sender_account.to_bytes(),
                 })?
         };
         let held_version = peer.list.list().version();
+        let sender_key = routing.sender_account.to_bytes();
         let listed = match peer.list.status(&routing.sender_device) {
             DeviceStatus::Active(entry) => *entry.identity(),
             DeviceStatus::Revoked { .. } => {
                 return Err(SessionsError::RevokedSender {
-                    account: routing.sender_account,
+                    account: sender_key,
                     device: routing.sender_device,
                 });
             }
             DeviceStatus::Unknown if routing.sender_list_version > held_version => {
                 return Err(SessionsError::DeviceListOutdated {
-                    account: routing.sender_account,
+                    account: sender_key,
                     held: held_version,
                     claimed: routing.sender_list_version,
                 });
             }
             DeviceStatus::Unknown => {
                 return Err(SessionsError::UnknownSenderDevice {
-                    account: routing.sender_account,
+                    account: sender_key,
                     device: routing.sender_device,
                 });
             }
         };
         let undecryptable = |error| SessionsError::Undecryptable {
-            account: routing.sender_account,
+            account: sender_key,
             device: routing.sender_device,
             error,
         };
@@ -702,7 +737,11 @@ impl SessionManager {
                     actual,
                 }));
             }
-            None => return Err(SessionsError::Wire(WireError::Truncated { field: "message" })),
+            None => {
+                return Err(SessionsError::Wire(WireError::Truncated {
+                    field: "message",
+                }));
+            }
         };
         Ok(Received {
             sender: routing.sender_account,
@@ -743,7 +782,11 @@ impl SessionManager {
 
     /// The transcript hash of the active session with a peer device, if
     /// any: two devices that converged report the same value.
-    pub fn active_session(&self, account: &Ed25519PublicKey, device: &DeviceId) -> Option<[u8; 32]> {
+    pub fn active_session(
+        &self,
+        account: &Ed25519PublicKey,
+        device: &DeviceId,
+    ) -> Option<[u8; 32]> {
         self.peer(account)?
             .sessions
             .get(device)?

@@ -60,7 +60,7 @@ pub(crate) struct Routing {
 }
 
 impl Routing {
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ROUTING_LEN);
         out.push(ROUTING_FORMAT);
         out.extend_from_slice(&self.sender_account.to_bytes());

@@ -19,8 +19,8 @@
 //! have seen the same sessions they pick the same active one, whatever the
 //! order of delivery (simultaneous initiation converges).
 
-use crate::ratchet::{RatchetError, Session};
 use crate::dh::X25519PublicKey;
+use crate::ratchet::{RatchetError, Session};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -116,7 +116,11 @@ impl SessionSet {
     /// `1 + MAX_ARCHIVED_SESSIONS` attempts; each leaves its session unchanged
     /// on failure). An archived session that decrypts moves to the front of
     /// the archive, and becomes active if it may send and outranks the active one.
-    pub(crate) fn decrypt(&mut self, bytes: &[u8], ad: &[u8]) -> Result<(Vec<u8>, Used), RatchetError> {
+    pub(crate) fn decrypt(
+        &mut self,
+        bytes: &[u8],
+        ad: &[u8],
+    ) -> Result<(Vec<u8>, Used), RatchetError> {
         let mut first_error = None;
         if let Some(a) = self.active.as_mut() {
             match a.session.decrypt(bytes, ad) {

@@ -1,14 +1,14 @@
 //! The persistent form of a whole device (spec §8.9): identity, prekey
 //! store, held device lists, bundles and every session.
 
-use super::set::{Entry, SessionSet, MAX_ARCHIVED_SESSIONS};
-use super::{Peer, SessionManager, SessionsError, MAX_CONTACTS};
-use crate::device::list::{DeviceId, SignedDeviceList, VerifiedDeviceList, MAX_DEVICES};
+use super::set::{Entry, MAX_ARCHIVED_SESSIONS, SessionSet};
+use super::{MAX_CONTACTS, Peer, SessionManager, SessionsError};
+use crate::aead;
+use crate::device::list::{DeviceId, MAX_DEVICES, SignedDeviceList, VerifiedDeviceList};
 use crate::identity::DeviceIdentity;
 use crate::prekey::{PrekeyBundle, PrekeyStore, StoredPrekeys};
-use crate::ratchet::{Session, StoredSession};
-use crate::aead;
 use crate::ratchet::StorageKey;
+use crate::ratchet::{Session, StoredSession};
 use crate::secret::{Ed25519Seed, X25519Secret};
 use crate::wire::{Reader, WIRE_VERSION, WireError, Writer};
 use alloc::vec::Vec;
@@ -59,7 +59,11 @@ impl StoredDevice {
 
     /// Encrypts under `key` (spec §8.9, the construction of §7.10 with type
     /// `0x16`). Draws the 24-byte nonce.
-    pub fn encrypt<R: rand_core::CryptoRng + ?Sized>(&self, rng: &mut R, key: &StorageKey) -> Vec<u8> {
+    pub fn encrypt<R: rand_core::CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        key: &StorageKey,
+    ) -> Vec<u8> {
         aead::seal_stored(rng, key, WIRE_VERSION, TYPE_ENCRYPTED, &self.0)
     }
 
@@ -108,7 +112,10 @@ fn bad() -> SessionsError {
     SessionsError::Storage
 }
 
-fn read_peer(r: &mut Reader<'_>, account: Option<&crate::identity::Ed25519PublicKey>) -> Result<Peer, SessionsError> {
+fn read_peer(
+    r: &mut Reader<'_>,
+    account: Option<&crate::identity::Ed25519PublicKey>,
+) -> Result<Peer, SessionsError> {
     let list = SignedDeviceList::from_bytes(read_part(r, "device list")?)?;
     // Stored lists were verified when accepted; re-check the signature and
     // the account (a tampered store must not smuggle in a list).
@@ -129,16 +136,29 @@ fn read_peer(r: &mut Reader<'_>, account: Option<&crate::identity::Ed25519Public
         }
         last = Some(id);
         let bundle = PrekeyBundle::from_bytes(read_part(r, "bundle")?)?;
-        let entry = peer.list.list().devices().iter().find(|d| *d.id() == id).ok_or_else(bad)?;
+        let entry = peer
+            .list
+            .list()
+            .devices()
+            .iter()
+            .find(|d| *d.id() == id)
+            .ok_or_else(bad)?;
         let verified = bundle.verify_for(entry.identity())?;
         peer.bundles.insert(id, verified);
     }
-    let sets = Reader::check_count(r.u8("session set count")?.into(), MAX_DEVICES, "session sets")?;
+    let sets = Reader::check_count(
+        r.u8("session set count")?.into(),
+        MAX_DEVICES,
+        "session sets",
+    )?;
     let mut last: Option<DeviceId> = None;
     for _ in 0..sets {
         let id = DeviceId::from_bytes(r.array::<32>("session device")?);
         if last.is_some_and(|l| l >= id) {
-            return Err(WireError::NotCanonical { field: "session sets" }.into());
+            return Err(WireError::NotCanonical {
+                field: "session sets",
+            }
+            .into());
         }
         last = Some(id);
         if !peer.list.is_active(&id) {
@@ -149,12 +169,17 @@ fn read_peer(r: &mut Reader<'_>, account: Option<&crate::identity::Ed25519Public
             ..SessionSet::default()
         };
         let has_active = r.flags(0x01, "active present")? == 1;
-        let archived = Reader::check_count(r.u8("archived count")?.into(), MAX_ARCHIVED_SESSIONS, "archived")?;
+        let archived = Reader::check_count(
+            r.u8("archived count")?.into(),
+            MAX_ARCHIVED_SESSIONS,
+            "archived",
+        )?;
         for i in 0..usize::from(has_active) + archived {
             let created = r.u64("created")?;
             let stale = r.flags(0x01, "stale")? == 1;
-            let session = Session::from_stored(&StoredSession::from_bytes(read_part(r, "session")?))
-                .map_err(|_| bad())?;
+            let session =
+                Session::from_stored(&StoredSession::from_bytes(read_part(r, "session")?))
+                    .map_err(|_| bad())?;
             let entry = Entry {
                 session,
                 created,
@@ -201,12 +226,14 @@ impl SessionManager {
         let dh = X25519Secret::from_slice_array(&r.array::<32>("identity dh")?);
         let identity = DeviceIdentity::from_secret_parts(&seed, dh);
         let device_id = DeviceId::from_bytes(r.array::<32>("device id")?);
-        let prekeys = PrekeyStore::from_stored(&StoredPrekeys::from_bytes(read_part(&mut r, "prekeys")?))?;
+        let prekeys =
+            PrekeyStore::from_stored(&StoredPrekeys::from_bytes(read_part(&mut r, "prekeys")?))?;
         let own = read_peer(&mut r, None)?;
         let mut manager = Self::new(identity, device_id, own.list.clone(), prekeys)?;
         manager.own = own;
         let own_key = manager.account().to_bytes();
-        let contacts = Reader::check_count(r.u16("contact count")?.into(), MAX_CONTACTS, "contacts")?;
+        let contacts =
+            Reader::check_count(r.u16("contact count")?.into(), MAX_CONTACTS, "contacts")?;
         for _ in 0..contacts {
             let peer = read_peer(&mut r, None)?;
             let key = peer.list.list().account().to_bytes();
@@ -237,8 +264,12 @@ impl SessionManager {
                 set.mark_stale();
             }
         }
-        manager.prekeys.rotate_signed_prekey(rng, &manager.identity)?;
-        manager.prekeys.rotate_last_resort_prekey(rng, &manager.identity)?;
+        manager
+            .prekeys
+            .rotate_signed_prekey(rng, &manager.identity)?;
+        manager
+            .prekeys
+            .rotate_last_resort_prekey(rng, &manager.identity)?;
         Ok(manager)
     }
 }

@@ -1,7 +1,7 @@
-use alloc::{format, vec};
 use super::routing::{Routing, associated_data};
 use super::*;
 use crate::device::list::{ClientVersion, DeviceEntry, DeviceListDraft, Platform};
+use alloc::{format, vec};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
@@ -29,7 +29,14 @@ impl Acct {
             let identity = DeviceIdentity::generate(rng);
             let id = DeviceId::generate(rng);
             draft
-                .add_device(DeviceEntry::new(id, *identity.public(), Platform::Android, "d", V, i as u64))
+                .add_device(DeviceEntry::new(
+                    id,
+                    *identity.public(),
+                    Platform::Android,
+                    "d",
+                    V,
+                    i as u64,
+                ))
                 .unwrap();
             let store = PrekeyStore::new(rng, &identity);
             parts.push((identity, id, store));
@@ -107,9 +114,14 @@ fn fan_out_reaches_every_device_of_both_accounts() {
     assert_eq!(copy.conversation, bob.key());
     assert_eq!(copy.content, b"to all of bob");
     // The sender itself is not a recipient.
-    assert_eq!(alice.devices[0].decrypt(env), Err(SessionsError::NotARecipient));
+    assert_eq!(
+        alice.devices[0].decrypt(env),
+        Err(SessionsError::NotARecipient)
+    );
 
-    let reply = bob.devices[2].encrypt(&mut rng, &alice.key(), b"re", 101).unwrap();
+    let reply = bob.devices[2]
+        .encrypt(&mut rng, &alice.key(), b"re", 101)
+        .unwrap();
     // Bob's third device starts sessions with Alice's second device and its
     // own two siblings; with Alice's first device it answers in the session
     // Alice started.
@@ -118,9 +130,14 @@ fn fan_out_reaches_every_device_of_both_accounts() {
         let got = d.decrypt(&reply.envelopes[0]).unwrap();
         assert_eq!(got.content, b"re");
     }
-    let again = alice.devices[0].encrypt(&mut rng, &bob.key(), b"2", 102).unwrap();
+    let again = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"2", 102)
+        .unwrap();
     assert_eq!(again.sessions_started, 0);
-    assert_eq!(bob.devices[2].decrypt(&again.envelopes[0]).unwrap().content, b"2");
+    assert_eq!(
+        bob.devices[2].decrypt(&again.envelopes[0]).unwrap().content,
+        b"2"
+    );
     // A duplicate is refused and changes nothing.
     assert!(matches!(
         bob.devices[2].decrypt(&again.envelopes[0]),
@@ -136,7 +153,8 @@ fn missing_prekeys_is_reported_before_anything_changes() {
     let mut rng = ChaCha20Rng::from_seed([2; 32]);
     let mut alice = Acct::new(&mut rng, 1);
     let bob = Acct::new(&mut rng, 2);
-    let list = VerifiedDeviceList::trust_first(bob.list.clone(), &bob.account.session_id()).unwrap();
+    let list =
+        VerifiedDeviceList::trust_first(bob.list.clone(), &bob.account.session_id()).unwrap();
     alice.devices[0].add_contact(list).unwrap();
     let err = alice.devices[0]
         .encrypt(&mut rng, &bob.key(), b"x", 1)
@@ -146,14 +164,20 @@ fn missing_prekeys_is_reported_before_anything_changes() {
     };
     assert_eq!(devices.len(), 2);
     assert_eq!(alice.devices[0].session_count(), 0);
-    alice.devices[0].add_prekey_record(&bob.key(), &bob.record).unwrap();
-    assert!(alice.devices[0].encrypt(&mut rng, &bob.key(), b"x", 1).is_ok());
+    alice.devices[0]
+        .add_prekey_record(&bob.key(), &bob.record)
+        .unwrap();
+    assert!(
+        alice.devices[0]
+            .encrypt(&mut rng, &bob.key(), b"x", 1)
+            .is_ok()
+    );
     // Unknown accounts are named.
     let stranger = Acct::new(&mut rng, 1);
     assert_eq!(
         alice.devices[0].encrypt(&mut rng, &stranger.key(), b"x", 1),
         Err(SessionsError::UnknownAccount {
-            account: stranger.key()
+            account: stranger.key().to_bytes()
         })
     );
 }
@@ -165,25 +189,45 @@ fn simultaneous_first_messages_converge_on_one_session() {
         let (mut alice, mut bob) = pair(&mut rng, 1, 1);
         let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
         // Same second, crossing in the network.
-        let a1 = alice.devices[0].encrypt(&mut rng, &bob.key(), b"a1", 50).unwrap();
-        let b1 = bob.devices[0].encrypt(&mut rng, &alice.key(), b"b1", 50).unwrap();
+        let a1 = alice.devices[0]
+            .encrypt(&mut rng, &bob.key(), b"a1", 50)
+            .unwrap();
+        let b1 = bob.devices[0]
+            .encrypt(&mut rng, &alice.key(), b"b1", 50)
+            .unwrap();
         // Delivery in either order.
         if seed % 2 == 0 {
-            assert_eq!(bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content, b"a1");
-            assert_eq!(alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content, b"b1");
+            assert_eq!(
+                bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content,
+                b"a1"
+            );
+            assert_eq!(
+                alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content,
+                b"b1"
+            );
         } else {
-            assert_eq!(alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content, b"b1");
-            assert_eq!(bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content, b"a1");
+            assert_eq!(
+                alice.devices[0].decrypt(&b1.envelopes[0]).unwrap().content,
+                b"b1"
+            );
+            assert_eq!(
+                bob.devices[0].decrypt(&a1.envelopes[0]).unwrap().content,
+                b"a1"
+            );
         }
         let at_alice = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
         let at_bob = bob.devices[0].active_session(&alice.key(), &a_id).unwrap();
         assert_eq!(at_alice, at_bob, "seed {seed}: both pick the same session");
         // And it carries traffic both ways without new sessions.
         for i in 0..3 {
-            let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"a", 60 + i).unwrap();
+            let m = alice.devices[0]
+                .encrypt(&mut rng, &bob.key(), b"a", 60 + i)
+                .unwrap();
             assert_eq!(m.sessions_started, 0);
             bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-            let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"b", 60 + i).unwrap();
+            let r = bob.devices[0]
+                .encrypt(&mut rng, &alice.key(), b"b", 60 + i)
+                .unwrap();
             assert_eq!(r.sessions_started, 0);
             alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
         }
@@ -198,12 +242,16 @@ fn simultaneous_first_messages_converge_on_one_session() {
 fn revocation_stops_sending_to_and_accepting_from_the_device() {
     let mut rng = ChaCha20Rng::from_seed([3; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 3);
-    let first = alice.devices[0].encrypt(&mut rng, &bob.key(), b"hi", 1).unwrap();
+    let first = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"hi", 1)
+        .unwrap();
     for d in &mut bob.devices {
         d.decrypt(&first.envelopes[0]).unwrap();
     }
     // The third device sends something before it is revoked.
-    let before = bob.devices[2].encrypt(&mut rng, &alice.key(), b"old", 2).unwrap();
+    let before = bob.devices[2]
+        .encrypt(&mut rng, &alice.key(), b"old", 2)
+        .unwrap();
     let lost = *bob.devices[2].device_id();
     let v2 = bob.devices[0]
         .revoke_device(&bob.account, &lost, 3)
@@ -216,15 +264,26 @@ fn revocation_stops_sending_to_and_accepting_from_the_device() {
     assert_eq!(
         alice.devices[0].decrypt(&before.envelopes[0]),
         Err(SessionsError::RevokedSender {
-            account: bob.key(),
+            account: bob.key().to_bytes(),
             device: lost
         })
     );
     // New messages have no slot for it.
-    let after = alice.devices[0].encrypt(&mut rng, &bob.key(), b"new", 4).unwrap();
-    assert_eq!(bob.devices[2].decrypt(&after.envelopes[0]), Err(SessionsError::NotARecipient));
-    assert_eq!(bob.devices[0].decrypt(&after.envelopes[0]).unwrap().content, b"new");
-    assert_eq!(bob.devices[1].decrypt(&after.envelopes[0]).unwrap().content, b"new");
+    let after = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"new", 4)
+        .unwrap();
+    assert_eq!(
+        bob.devices[2].decrypt(&after.envelopes[0]),
+        Err(SessionsError::NotARecipient)
+    );
+    assert_eq!(
+        bob.devices[0].decrypt(&after.envelopes[0]).unwrap().content,
+        b"new"
+    );
+    assert_eq!(
+        bob.devices[1].decrypt(&after.envelopes[0]).unwrap().content,
+        b"new"
+    );
     // Once the removed device sees the list, it stops sending.
     bob.devices[2].update_device_list(&v2, &[]).unwrap();
     assert!(bob.devices[2].is_revoked());
@@ -270,9 +329,13 @@ fn forged_resets_change_nothing() {
     let mut rng = ChaCha20Rng::from_seed([4; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let b_id = *bob.devices[0].device_id();
-    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"hi", 1).unwrap();
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"hi", 1)
+        .unwrap();
     bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"yo", 2).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"yo", 2)
+        .unwrap();
     alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
     let active = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
     let sessions = alice.devices[0].session_count();
@@ -296,7 +359,11 @@ fn forged_resets_change_nothing() {
         session_created: u64::MAX,
         kind: ContentKind::Message,
     };
-    let ad = associated_data(&routing.to_bytes(), &alice.key(), alice.devices[0].device_id());
+    let ad = associated_data(
+        &routing.to_bytes(),
+        &alice.key(),
+        alice.devices[0].device_id(),
+    );
     let msg = forged.encrypt(&mut rng, b"reset!", &ad).unwrap();
     let env = forged_envelope(&mut rng, bob.key(), b_id, &alice.devices[0], &msg, u64::MAX);
     assert_eq!(
@@ -315,7 +382,9 @@ fn forged_resets_change_nothing() {
     ));
     // 3. A genuine message of Bob re-wrapped with other routing: the
     //    ratchet's associated data no longer matches.
-    let genuine = bob.devices[0].encrypt(&mut rng, &alice.key(), b"real", 3).unwrap();
+    let genuine = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"real", 3)
+        .unwrap();
     let slot = Envelope::from_bytes(&genuine.envelopes[0])
         .unwrap()
         .open(alice.devices[0].identity())
@@ -324,18 +393,30 @@ fn forged_resets_change_nothing() {
     routing.kind = ContentKind::Heal;
     let mut payload = routing.to_bytes();
     payload.extend_from_slice(message);
-    let rewrapped = envelope::seal(&mut rng, &[(alice.devices[0].identity().public(), payload.as_slice())])
-        .unwrap()
-        .to_bytes();
+    let rewrapped = envelope::seal(
+        &mut rng,
+        &[(alice.devices[0].identity().public(), payload.as_slice())],
+    )
+    .unwrap()
+    .to_bytes();
     assert!(matches!(
         alice.devices[0].decrypt(&rewrapped),
         Err(SessionsError::Undecryptable { .. })
     ));
 
     // Nothing changed: same active session, same count, traffic flows.
-    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(active));
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(active)
+    );
     assert_eq!(alice.devices[0].session_count(), sessions);
-    assert_eq!(alice.devices[0].decrypt(&genuine.envelopes[0]).unwrap().content, b"real");
+    assert_eq!(
+        alice.devices[0]
+            .decrypt(&genuine.envelopes[0])
+            .unwrap()
+            .content,
+        b"real"
+    );
 }
 
 #[test]
@@ -348,38 +429,58 @@ fn unknown_devices_and_outdated_lists_are_named() {
     let held = VerifiedDeviceList::trust_first_with_key(bob.list.clone(), &bob.key()).unwrap();
     let mut draft = held.next_draft().unwrap();
     draft
-        .add_device(DeviceEntry::new(id, *identity.public(), Platform::Desktop, "laptop", V, 9))
+        .add_device(DeviceEntry::new(
+            id,
+            *identity.public(),
+            Platform::Desktop,
+            "laptop",
+            V,
+            9,
+        ))
         .unwrap();
     let v2 = draft.sign(&bob.account).unwrap();
     let v2_verified = VerifiedDeviceList::trust_first_with_key(v2.clone(), &bob.key()).unwrap();
     let store = PrekeyStore::new(&mut rng, &identity);
     let mut laptop = SessionManager::new(identity, id, v2_verified, store).unwrap();
-    let list = VerifiedDeviceList::trust_first(alice.list.clone(), &alice.account.session_id()).unwrap();
+    let list =
+        VerifiedDeviceList::trust_first(alice.list.clone(), &alice.account.session_id()).unwrap();
     laptop.add_contact(list).unwrap();
-    laptop.add_prekey_record(&alice.key(), &alice.record).unwrap();
+    laptop
+        .add_prekey_record(&alice.key(), &alice.record)
+        .unwrap();
     laptop.add_prekey_record(&bob.key(), &bob.record).unwrap();
-    let m = laptop.encrypt(&mut rng, &alice.key(), b"from laptop", 10).unwrap();
+    let m = laptop
+        .encrypt(&mut rng, &alice.key(), b"from laptop", 10)
+        .unwrap();
     assert_eq!(
         alice.devices[0].decrypt(&m.envelopes[0]),
         Err(SessionsError::DeviceListOutdated {
-            account: bob.key(),
+            account: bob.key().to_bytes(),
             held: 1,
             claimed: 2
         })
     );
     alice.devices[0].update_device_list(&v2, &[]).unwrap();
-    assert_eq!(alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content, b"from laptop");
+    assert_eq!(
+        alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
+        b"from laptop"
+    );
     // The phone learns of its sibling from the list, then takes its copy.
     bob.devices[0].update_device_list(&v2, &[]).unwrap();
-    assert_eq!(bob.devices[0].decrypt(&m.envelopes[0]).unwrap().content, b"from laptop");
+    assert_eq!(
+        bob.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
+        b"from laptop"
+    );
     // A stranger's account is unknown.
     let mut carol = Acct::new(&mut rng, 1);
     carol.learn(&alice);
-    let c = carol.devices[0].encrypt(&mut rng, &alice.key(), b"hello?", 11).unwrap();
+    let c = carol.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"hello?", 11)
+        .unwrap();
     assert_eq!(
         alice.devices[0].decrypt(&c.envelopes[0]),
         Err(SessionsError::UnknownAccount {
-            account: carol.key()
+            account: carol.key().to_bytes()
         })
     );
 }
@@ -389,59 +490,111 @@ fn heal_device_starts_one_session_per_round_trip_and_the_peer_adopts_it() {
     let mut rng = ChaCha20Rng::from_seed([6; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
     bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"2", 2).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"2", 2)
+        .unwrap();
     alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
     let old = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
 
-    let h1 = alice.devices[0].heal_device(&mut rng, &bob.key(), &b_id, 3).unwrap();
+    let h1 = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 3)
+        .unwrap();
     assert_eq!(h1.sessions_started, 1);
-    let h2 = alice.devices[0].heal_device(&mut rng, &bob.key(), &b_id, 4).unwrap();
+    let h2 = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 4)
+        .unwrap();
     assert_eq!(h2.sessions_started, 0, "still waiting for a reply: reuse");
     let new = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
     assert_ne!(new, old);
     // A message Bob sent in the old session before seeing the heal still decrypts.
-    let late = bob.devices[0].encrypt(&mut rng, &alice.key(), b"late", 5).unwrap();
+    let late = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"late", 5)
+        .unwrap();
     let got = bob.devices[0].decrypt(&h1.envelopes[0]).unwrap();
     assert_eq!(got.kind, ContentKind::Heal);
     assert!(got.new_session);
-    assert_eq!(bob.devices[0].active_session(&alice.key(), &a_id), Some(new));
-    assert_eq!(alice.devices[0].decrypt(&late.envelopes[0]).unwrap().content, b"late");
-    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(new));
-    let after = bob.devices[0].encrypt(&mut rng, &alice.key(), b"after", 6).unwrap();
-    assert_eq!(alice.devices[0].decrypt(&after.envelopes[0]).unwrap().content, b"after");
-    assert_eq!(bob.devices[0].decrypt(&h2.envelopes[0]).unwrap().kind, ContentKind::Heal);
+    assert_eq!(
+        bob.devices[0].active_session(&alice.key(), &a_id),
+        Some(new)
+    );
+    assert_eq!(
+        alice.devices[0]
+            .decrypt(&late.envelopes[0])
+            .unwrap()
+            .content,
+        b"late"
+    );
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(new)
+    );
+    let after = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"after", 6)
+        .unwrap();
+    assert_eq!(
+        alice.devices[0]
+            .decrypt(&after.envelopes[0])
+            .unwrap()
+            .content,
+        b"after"
+    );
+    assert_eq!(
+        bob.devices[0].decrypt(&h2.envelopes[0]).unwrap().kind,
+        ContentKind::Heal
+    );
 }
 
 #[test]
 fn stored_device_round_trips_and_keeps_working() {
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 2, 1);
-    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
     bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
     alice.devices[1].decrypt(&m.envelopes[0]).unwrap();
     let stored = bob.devices[0].to_stored();
     assert!(format!("{stored:?}").contains("redacted"));
-    let mut restored = SessionManager::from_stored(&StoredDevice::from_bytes(stored.as_bytes())).unwrap();
+    let mut restored =
+        SessionManager::from_stored(&StoredDevice::from_bytes(stored.as_bytes())).unwrap();
     assert_eq!(restored.to_stored(), stored, "encoding is canonical");
     assert_eq!(restored.session_count(), bob.devices[0].session_count());
     let r = restored.encrypt(&mut rng, &alice.key(), b"2", 2).unwrap();
-    assert_eq!(r.sessions_started, 1, "only the session with alice's second device is new");
-    assert_eq!(alice.devices[0].decrypt(&r.envelopes[0]).unwrap().content, b"2");
+    assert_eq!(
+        r.sessions_started, 1,
+        "only the session with alice's second device is new"
+    );
+    assert_eq!(
+        alice.devices[0].decrypt(&r.envelopes[0]).unwrap().content,
+        b"2"
+    );
 
     // Encrypted storage: wrong key and tampering are refused.
     let key = crate::ratchet::StorageKey::generate(&mut rng);
     let blob = stored.encrypt(&mut rng, &key);
     assert_eq!(StoredDevice::decrypt(&blob, &key).unwrap(), stored);
     let other = crate::ratchet::StorageKey::generate(&mut rng);
-    assert_eq!(StoredDevice::decrypt(&blob, &other), Err(SessionsError::Storage));
+    assert_eq!(
+        StoredDevice::decrypt(&blob, &other),
+        Err(SessionsError::Storage)
+    );
     let mut bad = blob.clone();
     bad[40] ^= 1;
-    assert_eq!(StoredDevice::decrypt(&bad, &key), Err(SessionsError::Storage));
+    assert_eq!(
+        StoredDevice::decrypt(&bad, &key),
+        Err(SessionsError::Storage)
+    );
     // A stored session's blob is not a stored device.
-    let session_blob = crate::ratchet::StoredSession::from_bytes(&[1, 0x10]).encrypt(&mut rng, &key);
-    assert_eq!(StoredDevice::decrypt(&session_blob, &key), Err(SessionsError::Storage));
+    let session_blob =
+        crate::ratchet::StoredSession::from_bytes(&[1, 0x10]).encrypt(&mut rng, &key);
+    assert_eq!(
+        StoredDevice::decrypt(&session_blob, &key),
+        Err(SessionsError::Storage)
+    );
 
     // Every truncation is refused without a panic.
     let bytes = stored.as_bytes();
@@ -458,14 +611,20 @@ fn restore_from_backup_never_sends_in_old_sessions_and_heals() {
     let mut rng = ChaCha20Rng::from_seed([8; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"1", 1).unwrap();
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
     bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
     let backup = bob.devices[0].to_stored();
     // Bob's state moves on after the backup.
     for i in 0..3 {
-        let r = bob.devices[0].encrypt(&mut rng, &alice.key(), b"x", 2 + i).unwrap();
+        let r = bob.devices[0]
+            .encrypt(&mut rng, &alice.key(), b"x", 2 + i)
+            .unwrap();
         alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
-        let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"y", 2 + i).unwrap();
+        let m = alice.devices[0]
+            .encrypt(&mut rng, &bob.key(), b"y", 2 + i)
+            .unwrap();
         bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
     }
     // The phone is wiped and restored from the old backup.
@@ -478,8 +637,13 @@ fn restore_from_backup_never_sends_in_old_sessions_and_heals() {
     let got = alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
     assert_eq!(got.kind, ContentKind::Heal);
     let new = restored.active_session(&alice.key(), &a_id).unwrap();
-    assert_eq!(alice.devices[0].active_session(&bob.key(), &b_id), Some(new));
-    let m = alice.devices[0].encrypt(&mut rng, &bob.key(), b"after", 12).unwrap();
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(new)
+    );
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"after", 12)
+        .unwrap();
     assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"after");
     // The rotated prekeys are what the device publishes now.
     assert_ne!(

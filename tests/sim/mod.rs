@@ -305,7 +305,14 @@ impl World {
             let identity = DeviceIdentity::generate(&mut self.crypto);
             let id = DeviceId::generate(&mut self.crypto);
             draft
-                .add_device(DeviceEntry::new(id, *identity.public(), Platform::Android, "d", V, self.now))
+                .add_device(DeviceEntry::new(
+                    id,
+                    *identity.public(),
+                    Platform::Android,
+                    "d",
+                    V,
+                    self.now,
+                ))
                 .unwrap();
             let store = PrekeyStore::new(&mut self.crypto, &identity);
             parts.push((identity, id, store));
@@ -352,7 +359,9 @@ impl World {
     }
 
     fn acct_of(&self, key: &Ed25519PublicKey) -> usize {
-        (0..self.accts.len()).find(|&a| self.key(a) == *key).unwrap()
+        (0..self.accts.len())
+            .find(|&a| self.key(a) == *key)
+            .unwrap()
     }
 
     fn rebuild_record(&mut self, a: usize) {
@@ -464,10 +473,14 @@ impl World {
         let msg_id = self.next_msg;
         self.next_msg += 1;
         let content = format!("m{msg_id}").into_bytes();
-        let mut out = self.devs[d].mgr.encrypt(&mut self.crypto, &conv, &content, self.now);
+        let mut out = self.devs[d]
+            .mgr
+            .encrypt(&mut self.crypto, &conv, &content, self.now);
         if let Err(SessionsError::MissingPrekeys { .. }) = out {
             self.sync_lists(d);
-            out = self.devs[d].mgr.encrypt(&mut self.crypto, &conv, &content, self.now);
+            out = self.devs[d]
+                .mgr
+                .encrypt(&mut self.crypto, &conv, &content, self.now);
         }
         let out = match out {
             Ok(o) => o,
@@ -558,7 +571,8 @@ impl World {
         let mut result = self.devs[d].mgr.decrypt(env);
         if matches!(
             result,
-            Err(SessionsError::DeviceListOutdated { .. }) | Err(SessionsError::UnknownSenderDevice { .. })
+            Err(SessionsError::DeviceListOutdated { .. })
+                | Err(SessionsError::UnknownSenderDevice { .. })
         ) {
             self.sync_lists(d);
             result = self.devs[d].mgr.decrypt(env);
@@ -586,7 +600,11 @@ impl World {
         }
         let Some(known) = target else {
             if result.is_ok() {
-                *self.report.decrypt_failures.entry("decrypted_by_non_recipient".into()).or_default() += 1;
+                *self
+                    .report
+                    .decrypt_failures
+                    .entry("decrypted_by_non_recipient".into())
+                    .or_default() += 1;
             } else {
                 self.report.not_for_device += 1;
             }
@@ -605,12 +623,22 @@ impl World {
             self.report.revoked_sender_rejected += 1;
             return;
         }
-        if info.sender_revoked || self.devs[info.sender].revoked_at.is_some_and(|at| info.sent_at >= at) {
+        if info.sender_revoked
+            || self.devs[info.sender]
+                .revoked_at
+                .is_some_and(|at| info.sent_at >= at)
+        {
             match result {
-                Err(SessionsError::RevokedSender { .. }) => self.report.revoked_sender_rejected += 1,
+                Err(SessionsError::RevokedSender { .. }) => {
+                    self.report.revoked_sender_rejected += 1
+                }
                 Ok(_) => self.report.revoked_sender_accepted_before_list_sync += 1,
                 Err(e) => {
-                    *self.report.decrypt_failures.entry(format!("from_revoked/{}", err_name(&e))).or_default() += 1
+                    *self
+                        .report
+                        .decrypt_failures
+                        .entry(format!("from_revoked/{}", err_name(&e)))
+                        .or_default() += 1
                 }
             }
             return;
@@ -630,11 +658,19 @@ impl World {
                     self.report.deliveries_decrypted += 1;
                     self.devs[d].decrypted.insert(m);
                 } else {
-                    *self.report.decrypt_failures.entry("wrong_plaintext".into()).or_default() += 1;
+                    *self
+                        .report
+                        .decrypt_failures
+                        .entry("wrong_plaintext".into())
+                        .or_default() += 1;
                 }
             }
             Err(e) => {
-                *self.report.decrypt_failures.entry(err_name(&e)).or_default() += 1;
+                *self
+                    .report
+                    .decrypt_failures
+                    .entry(err_name(&e))
+                    .or_default() += 1;
             }
         }
     }
@@ -650,12 +686,22 @@ impl World {
         .unwrap();
         let mut draft = held.next_draft().unwrap();
         draft
-            .add_device(DeviceEntry::new(id, *identity.public(), Platform::Desktop, "new", V, self.now))
+            .add_device(DeviceEntry::new(
+                id,
+                *identity.public(),
+                Platform::Desktop,
+                "new",
+                V,
+                self.now,
+            ))
             .unwrap();
         let list = draft.sign(&self.accts[a].account).unwrap();
-        let verified = VerifiedDeviceList::trust_first_with_key(list.clone(), &self.key(a)).unwrap();
+        let verified =
+            VerifiedDeviceList::trust_first_with_key(list.clone(), &self.key(a)).unwrap();
         let store = PrekeyStore::new(&mut self.crypto, &identity);
-        self.accts[a].bundles.insert(id, store.bundle(&identity, None, None).unwrap());
+        self.accts[a]
+            .bundles
+            .insert(id, store.bundle(&identity, None, None).unwrap());
         self.accts[a].lists.push(list);
         self.rebuild_record(a);
         let mut mgr = SessionManager::new(identity, id, verified, store).unwrap();
@@ -717,7 +763,11 @@ impl World {
     /// week old.
     fn restore(&mut self, d: usize) -> bool {
         let week_ago = self.now.saturating_sub(7 * DAY);
-        let Some(pos) = self.devs[d].backups.iter().rposition(|(t, _)| *t <= week_ago) else {
+        let Some(pos) = self.devs[d]
+            .backups
+            .iter()
+            .rposition(|(t, _)| *t <= week_ago)
+        else {
             return false;
         };
         let stored = StoredDevice::from_bytes(self.devs[d].backups[pos].1.as_bytes());
@@ -741,7 +791,8 @@ impl World {
             self.report.max_skipped_keys_held = self.report.max_skipped_keys_held.max(k);
             if with_size {
                 let n = self.devs[d].mgr.to_stored().len();
-                self.report.max_state_bytes_per_device = self.report.max_state_bytes_per_device.max(n);
+                self.report.max_state_bytes_per_device =
+                    self.report.max_state_bytes_per_device.max(n);
             }
         }
     }
@@ -759,7 +810,12 @@ impl World {
             let candidates: Vec<usize> = (0..self.devs.len())
                 .filter(|&d| {
                     self.live(d)
-                        && self.accts[self.devs[d].acct].devices.iter().filter(|&&x| self.live(x)).count() > 1
+                        && self.accts[self.devs[d].acct]
+                            .devices
+                            .iter()
+                            .filter(|&&x| self.live(x))
+                            .count()
+                            > 1
                 })
                 .collect();
             if !candidates.is_empty() {
@@ -819,7 +875,7 @@ impl World {
         for d in 0..self.devs.len() {
             if self.online(d) && self.live(d) && self.now >= self.devs[d].last_sync + DAY {
                 self.sync_lists(d);
-                if (self.now - START) / DAY % 2 == 0 {
+                if ((self.now - START) / DAY).is_multiple_of(2) {
                     let stored = self.devs[d].mgr.to_stored();
                     self.devs[d].backups.push((self.now, stored));
                     if self.devs[d].backups.len() > 12 {
@@ -834,7 +890,7 @@ impl World {
                 self.fetch(d);
             }
         }
-        self.sample(hour % 24 == 0);
+        self.sample(hour.is_multiple_of(24));
         self.now += HOUR;
     }
 
