@@ -651,3 +651,37 @@ fn restore_from_backup_never_sends_in_old_sessions_and_heals() {
         bob.devices[0].bundle().unwrap().to_bytes()
     );
 }
+
+#[test]
+fn a_replayed_prekey_message_after_restore_never_becomes_active() {
+    let mut rng = ChaCha20Rng::from_seed([9; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let backup = bob.devices[0].to_stored();
+    let first = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"first", 100)
+        .unwrap();
+    bob.devices[0].decrypt(&first.envelopes[0]).unwrap();
+    // Bob is restored from the backup that never saw `first`, and heals.
+    let mut restored = SessionManager::restore_from_backup(&mut rng, &backup).unwrap();
+    let heal = restored.heal(&mut rng, &alice.key(), 200).unwrap().unwrap();
+    alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
+    let healed = restored.active_session(&alice.key(), &a_id).unwrap();
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(healed)
+    );
+    // An attacker replays Alice's first prekey message: the restored store
+    // has forgotten it, so it opens, but its session is dated 100 < 200.
+    let replay = restored.decrypt(&first.envelopes[0]).unwrap();
+    assert!(replay.new_session);
+    assert_eq!(restored.active_session(&alice.key(), &a_id), Some(healed));
+    let m = restored
+        .encrypt(&mut rng, &alice.key(), b"still healed", 201)
+        .unwrap();
+    assert_eq!(m.sessions_started, 0);
+    assert_eq!(
+        alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
+        b"still healed"
+    );
+}
