@@ -159,11 +159,15 @@ impl Report {
     }
 }
 
-fn chance(rng: &mut ChaCha20Rng, p: f64) -> bool {
+/// The network's randomness: a seeded ChaCha20 stream, or (under fuzzing)
+/// the fuzzer's bytes.
+pub(crate) type Net = Box<dyn Rng>;
+
+fn chance(rng: &mut Net, p: f64) -> bool {
     ((rng.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p
 }
 
-fn below(rng: &mut ChaCha20Rng, n: u64) -> u64 {
+fn below(rng: &mut Net, n: u64) -> u64 {
     if n == 0 { 0 } else { rng.next_u64() % n }
 }
 
@@ -211,7 +215,7 @@ struct Msg {
 
 struct World {
     crypto: ChaCha20Rng,
-    net: ChaCha20Rng,
+    net: Net,
     now: u64,
     loss: f64,
     devs: Vec<Dev>,
@@ -242,12 +246,10 @@ fn err_name(e: &SessionsError) -> String {
 }
 
 impl World {
-    fn new(cfg: &Config) -> Self {
+    fn new(cfg: &Config, mut net: Net) -> Self {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&cfg.seed.to_le_bytes());
         let crypto = ChaCha20Rng::from_seed(seed);
-        seed[8] = 1;
-        let mut net = ChaCha20Rng::from_seed(seed);
         let n_accts = 2 + below(&mut net, 3) as usize;
         let loss = below(&mut net, 31) as f64 / 100.0;
         let mut w = World {
@@ -964,7 +966,16 @@ struct Plan {
 
 /// Runs one simulation.
 pub(crate) fn run(cfg: &Config) -> Report {
-    let mut w = World::new(cfg);
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&cfg.seed.to_le_bytes());
+    seed[8] = 1;
+    run_with_network(cfg, Box::new(ChaCha20Rng::from_seed(seed)))
+}
+
+/// Runs one simulation whose network decisions (accounts, loss, delays,
+/// duplicates, order, presence, events) come from `net`.
+pub(crate) fn run_with_network(cfg: &Config, net: Net) -> Report {
+    let mut w = World::new(cfg, net);
     let hours = cfg.days * 24;
     let plan = Plan {
         link: (hours >= 48).then(|| hours / 4 + below(&mut w.net, 24)),
