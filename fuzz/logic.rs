@@ -24,9 +24,17 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use session_ratchet::account::Account;
+use session_ratchet::device::list::{
+    ClientVersion, DeviceEntry as ListEntry, DeviceId, DeviceListDraft, DeviceListError,
+    DeviceStatus, Extension, Platform, SignedDeviceList, UpdateOutcome, VerifiedDeviceList,
+};
+use session_ratchet::device::record::{PrekeyRecord, SLOT_BUNDLE_LEN, SLOT_LEN};
 use session_ratchet::handshake::PrekeyMessage;
 use session_ratchet::identity::{AccountIdentity, DeviceCertificate, DeviceIdentity};
-use session_ratchet::prekey::{PrekeyBundle, PrekeyStore};
+use session_ratchet::prekey::{
+    KemPrekeyKind, PrekeyBundle, PrekeyError, PrekeyStore, StoredPrekeys,
+};
 use session_ratchet::ratchet::{
     self, MAX_SKIPPED_KEYS, RatchetError, Session, StorageKey, StoredSession,
 };
@@ -55,6 +63,9 @@ pub const TARGETS: &[&str] = &[
     "device_group",
     "link_request",
     "interaction",
+    "device_list",
+    "prekey_record",
+    "stored_prekeys",
 ];
 
 /// Runs target `name` on `data` (the corpus replay test's entry point).
@@ -70,6 +81,9 @@ pub fn run(name: &str, data: &[u8]) {
         "device_group" => device_group(data),
         "link_request" => link_request(data),
         "interaction" => interaction(data),
+        "device_list" => device_list(data),
+        "prekey_record" => prekey_record(data),
+        "stored_prekeys" => stored_prekeys(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -851,6 +865,412 @@ fn interaction_seeds() -> Vec<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------
+// Device lists and prekey records (chapter 8)
+
+/// Every proper prefix a seed should also start from: the first half and
+/// all but the last byte.
+fn truncations(b: &[u8]) -> [Vec<u8>; 2] {
+    [b[..b.len() / 2].to_vec(), b[..b.len() - 1].to_vec()]
+}
+
+const CLIENT: ClientVersion = ClientVersion {
+    major: 1,
+    minor: 0,
+    patch: 0,
+};
+
+struct ListFixture {
+    /// Held lists to update from, each with the intermediates passed along.
+    held: Vec<(VerifiedDeviceList, Vec<SignedDeviceList>)>,
+    seeds: Vec<Vec<u8>>,
+}
+
+/// One account's history: v1 = {d0, d1}; v2 = v1 + d2; v3 = v2 with d1
+/// revoked; v4 = v3 with d0's description changed and an optional list
+/// extension. Also a conflicting v3 (d3 added instead: a fork) and a v4
+/// with a mandatory extension. Held states: v1 with v2 and v3 as
+/// intermediates, v1 alone (newer versions than v2 are a gap), and v3.
+fn device_list_fixture() -> &'static ListFixture {
+    static F: OnceLock<ListFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mut r = rng(0x1157);
+        let (account, _) = Account::generate(&mut r);
+        let devices: Vec<DeviceIdentity> =
+            (0..4).map(|_| DeviceIdentity::generate(&mut r)).collect();
+        let ids: Vec<DeviceId> = (0..4).map(|_| DeviceId::generate(&mut r)).collect();
+        let entry = |i: usize| {
+            ListEntry::new(
+                ids[i],
+                *devices[i].public(),
+                Platform::Android,
+                "device",
+                CLIENT,
+                100 + i as u64,
+            )
+        };
+        let mut d = DeviceListDraft::first(&account);
+        d.add_device(entry(0)).unwrap();
+        d.add_device(entry(1)).unwrap();
+        let v1 = d.sign(&account).unwrap();
+        let h1 = VerifiedDeviceList::trust_first(v1.clone(), &account.session_id()).unwrap();
+        let mut d = h1.next_draft().unwrap();
+        d.add_device(entry(2)).unwrap();
+        let v2 = d.sign(&account).unwrap();
+        let h2 = advanced(h1.accept_update(&v2, &[]));
+        let mut d = h2.next_draft().unwrap();
+        d.remove_device(&ids[1], 500).unwrap();
+        let v3 = d.sign(&account).unwrap();
+        let mut d = h2.next_draft().unwrap();
+        d.add_device(entry(3)).unwrap();
+        let fork = d.sign(&account).unwrap();
+        let h3 = advanced(h2.accept_update(&v3, &[]));
+        let mut d = h3.next_draft().unwrap();
+        let mut e = entry(0);
+        e.set_description("renamed", 600);
+        d.update_device(e).unwrap();
+        d.add_extension(Extension::new(0x0001, b"optional").unwrap())
+            .unwrap();
+        let v4 = d.sign(&account).unwrap();
+        let mut d = h3.next_draft().unwrap();
+        d.add_extension(Extension::new(0x8001, b"mandatory").unwrap())
+            .unwrap();
+        let v4_mandatory = d.sign(&account).unwrap();
+        advanced(h3.accept_update(&v4, &[]));
+
+        let mut seeds: Vec<Vec<u8>> = [&v1, &v2, &v3, &v4, &fork, &v4_mandatory]
+            .iter()
+            .map(|l| l.to_bytes())
+            .collect();
+        seeds.extend(truncations(&v2.to_bytes()));
+        ListFixture {
+            held: vec![
+                (h1.clone(), vec![v2, v3]),
+                (h1, Vec::new()),
+                (h3, Vec::new()),
+            ],
+            seeds,
+        }
+    })
+}
+
+fn advanced(r: Result<UpdateOutcome, DeviceListError>) -> VerifiedDeviceList {
+    match r {
+        Ok(UpdateOutcome::Advanced(v)) => *v,
+        other => panic!("fixture update not accepted: {other:?}"),
+    }
+}
+
+/// The rules an accepted update must satisfy, checked from the outside
+/// (spec §8.2.4): same account, newer version, a valid signature, a
+/// previous hash naming the version before it on the path, every tombstone
+/// kept and every live device kept (live with the same keys, or revoked).
+fn check_advanced(
+    held: &VerifiedDeviceList,
+    intermediates: &[SignedDeviceList],
+    offered: &SignedDeviceList,
+    new: &VerifiedDeviceList,
+) {
+    let (h, n) = (held.list(), new.list());
+    assert_eq!(
+        n, offered,
+        "an update other than the offered list was accepted"
+    );
+    assert_eq!(n.account(), h.account());
+    assert!(n.version() > h.version(), "accepted a version not newer");
+    assert!(n.verify_signature().is_ok(), "accepted a bad signature");
+    let predecessor = if n.version() == h.version() + 1 {
+        Some(h)
+    } else {
+        intermediates
+            .iter()
+            .find(|i| i.version() == n.version() - 1 && i.hash() == n.previous_hash())
+    };
+    assert_eq!(
+        predecessor.map(|p| p.hash()),
+        Some(n.previous_hash()),
+        "accepted list does not extend the held history"
+    );
+    for t in h.tombstones() {
+        assert!(
+            matches!(new.status(t.id()), DeviceStatus::Revoked { .. }),
+            "a tombstone was dropped or resurrected"
+        );
+    }
+    for d in h.devices() {
+        match new.status(d.id()) {
+            DeviceStatus::Active(e) => {
+                assert_eq!(e.identity(), d.identity(), "a device changed its keys");
+                assert_eq!(e.added_at(), d.added_at());
+            }
+            DeviceStatus::Revoked { .. } => {}
+            DeviceStatus::Unknown => panic!("a device vanished without a tombstone"),
+        }
+    }
+    let mandatory = n
+        .extensions()
+        .iter()
+        .chain(n.devices().iter().flat_map(|d| d.extensions()))
+        .any(|e| e.is_mandatory());
+    assert!(!mandatory, "accepted an unknown mandatory extension");
+}
+
+/// `SignedDeviceList::from_bytes` (canonical), then
+/// `VerifiedDeviceList::accept_update` from each held state: no panic, and
+/// every outcome is consistent with the versions and hashes involved.
+pub fn device_list(data: &[u8]) {
+    let Ok(offered) = SignedDeviceList::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        offered.to_bytes(),
+        data,
+        "device list encoding is not canonical"
+    );
+    for (held, intermediates) in &device_list_fixture().held {
+        let h = held.list();
+        match held.accept_update(&offered, intermediates) {
+            Ok(UpdateOutcome::Unchanged) => {
+                assert_eq!(offered.hash(), h.hash());
+                assert_eq!(offered.version(), h.version());
+            }
+            Ok(UpdateOutcome::Advanced(new)) => {
+                check_advanced(held, intermediates, &offered, &new);
+            }
+            Err(DeviceListError::Fork(e)) => {
+                assert!(e.verify(), "fork evidence does not verify");
+                assert_eq!(e.held(), h);
+                assert!(e.version() <= offered.version());
+            }
+            Err(DeviceListError::Rollback {
+                held: hv,
+                offered: ov,
+            }) => {
+                assert_eq!((hv, ov), (h.version(), offered.version()));
+                assert!(ov < hv);
+                assert!(offered.verify_signature().is_ok());
+            }
+            Err(DeviceListError::Gap {
+                offered: ov,
+                missing,
+                ..
+            }) => {
+                assert_eq!(ov, offered.version());
+                assert!(h.version() < missing && missing < ov);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+struct RecordFixture {
+    /// Lists a record is opened against: v1 = {d0}, v2 = {d0, d1, d2}.
+    lists: Vec<VerifiedDeviceList>,
+    seeds: Vec<Vec<u8>>,
+}
+
+/// Records built for v1 (one real slot) and v2 (three), and a record whose
+/// only non-dummy slot is d0's bundle with an all-zero tag (it opens, under
+/// every key, only in fuzzing builds).
+fn record_fixture() -> &'static RecordFixture {
+    static F: OnceLock<RecordFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mut r = rng(0x4EC0);
+        let (account, _) = Account::generate(&mut r);
+        let mut bundles = Vec::new();
+        let mut entries = Vec::new();
+        for i in 0..3u64 {
+            let d = DeviceIdentity::generate(&mut r);
+            let store = PrekeyStore::new(&mut r, &d);
+            bundles.push(store.bundle(&d, None, None).unwrap());
+            entries.push(ListEntry::new(
+                DeviceId::generate(&mut r),
+                *d.public(),
+                Platform::Desktop,
+                "d",
+                CLIENT,
+                i,
+            ));
+        }
+        let mut d = DeviceListDraft::first(&account);
+        d.add_device(entries[0].clone()).unwrap();
+        let v1 = VerifiedDeviceList::trust_first(d.sign(&account).unwrap(), &account.session_id())
+            .unwrap();
+        let mut d = v1.next_draft().unwrap();
+        d.add_device(entries[1].clone()).unwrap();
+        d.add_device(entries[2].clone()).unwrap();
+        let v2 = advanced(v1.accept_update(&d.sign(&account).unwrap(), &[]));
+
+        let r1 = PrekeyRecord::build(&mut r, &v1, &bundles[..1]).unwrap();
+        let r2 = PrekeyRecord::build(&mut r, &v2, &bundles).unwrap();
+        let mut zero_tag_slot = vec![0u8; 24];
+        zero_tag_slot.extend_from_slice(&bundles[0].to_bytes());
+        zero_tag_slot.extend_from_slice(&[0u8; 16]);
+        assert_eq!(zero_tag_slot.len(), SLOT_LEN);
+        let mut slots = vec![zero_tag_slot];
+        for i in 1..4u8 {
+            slots.push(vec![0x40 * i; SLOT_LEN]);
+        }
+        slots.sort();
+        let mut zero_tag = vec![0x01, 0x06, 4];
+        for s in &slots {
+            zero_tag.extend_from_slice(s);
+        }
+        let mut seeds = vec![r1.to_bytes(), r2.to_bytes(), zero_tag];
+        seeds.extend(truncations(&r2.to_bytes()));
+        RecordFixture {
+            lists: vec![v1, v2],
+            seeds,
+        }
+    })
+}
+
+/// `PrekeyRecord::from_bytes` (canonical), then `open` against each fixed
+/// list: no panic; found and missing devices partition the list's live
+/// devices; every bundle found is a verified slot bundle (no one-time
+/// prekeys) of the device the list names.
+pub fn prekey_record(data: &[u8]) {
+    let Ok(record) = PrekeyRecord::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        record.to_bytes(),
+        data,
+        "prekey record encoding is not canonical"
+    );
+    assert_eq!(data.len(), 3 + record.slot_count() * SLOT_LEN);
+    for list in &record_fixture().lists {
+        let Ok(opened) = record.open(list) else {
+            continue;
+        };
+        assert!(opened.bundles().len() <= record.slot_count());
+        let mut seen: Vec<DeviceId> = opened
+            .bundles()
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(opened.missing().iter().copied())
+            .collect();
+        seen.sort();
+        let live: Vec<DeviceId> = list.list().devices().iter().map(|d| *d.id()).collect();
+        assert_eq!(
+            seen, live,
+            "found and missing do not partition the live devices"
+        );
+        for (id, bundle) in opened.bundles() {
+            let DeviceStatus::Active(entry) = list.status(id) else {
+                panic!("a bundle for a device that is not live");
+            };
+            assert_eq!(bundle.identity(), entry.identity());
+            assert!(bundle.one_time_prekey().is_none());
+            assert_eq!(bundle.kem_prekey().kind(), KemPrekeyKind::LastResort);
+            assert_eq!(bundle.bundle().to_bytes().len(), SLOT_BUNDLE_LEN);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stored prekey stores
+
+/// Key of the encrypted `stored_prekeys` inputs.
+fn prekeys_key() -> StorageKey {
+    StorageKey::from_bytes([0x5A; 32])
+}
+
+/// `StoredPrekeys::from_bytes` / `StoredPrekeys::decrypt` (fixed key), then
+/// `PrekeyStore::from_stored`: no panic; an accepted encoding is canonical;
+/// the loaded store serves a bundle, and a new prekey never reuses an id
+/// (the store with it still loads).
+pub fn stored_prekeys(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let stored = if mode & 1 == 0 {
+        StoredPrekeys::from_bytes(rest)
+    } else {
+        match StoredPrekeys::decrypt(rest, &prekeys_key()) {
+            Ok(s) => s,
+            Err(_) => return,
+        }
+    };
+    let Ok(mut store) = PrekeyStore::from_stored(&stored) else {
+        return;
+    };
+    assert_eq!(
+        store.to_stored(),
+        stored,
+        "stored prekey encoding is not canonical"
+    );
+    let (bob, _) = bob();
+    let otp = store.one_time_prekey_ids();
+    let okem = store.one_time_kem_prekey_ids();
+    let bundle = store
+        .bundle(&bob, otp.first().copied(), okem.first().copied())
+        .expect("a loaded store has current prekeys");
+    let bytes = bundle.to_bytes();
+    assert_eq!(PrekeyBundle::from_bytes(&bytes).unwrap(), bundle);
+    // The current signed and last-resort prekey ids (spec §4.4 offsets; the
+    // bundle's signatures are not bob's, so it is not verified).
+    let id_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut in_use = otp.clone();
+    in_use.extend(&okem);
+    in_use.extend([id_at(66), id_at(66 + 4 + 32 + 64)]);
+    match store.generate_one_time_prekeys(&mut rng(9), &bob, 1) {
+        Ok(new) => {
+            assert!(!in_use.contains(&new[0].id()), "a prekey id was reused");
+            let again = store.to_stored();
+            let back = PrekeyStore::from_stored(&again).expect("a grown store no longer loads");
+            assert_eq!(back.to_stored(), again);
+        }
+        Err(PrekeyError::TooManyOneTimePrekeys { .. } | PrekeyError::IdsExhausted) => {}
+        Err(e) => panic!("unexpected error adding a prekey: {e}"),
+    }
+}
+
+/// Seeds: Bob's fixture store; a store after rotations and answered
+/// handshakes (consumed one-time prekeys, recorded base keys); each plain,
+/// encrypted, with an all-zero tag, and truncated.
+fn stored_prekeys_seeds() -> Vec<Vec<u8>> {
+    let mut r = rng(0x57E);
+    let (me, fresh) = bob();
+    let (_, mut used) = bob();
+    used.rotate_signed_prekey(&mut r, &me).unwrap();
+    used.rotate_last_resort_prekey(&mut r, &me).unwrap();
+    used.generate_one_time_prekeys(&mut r, &me, 2).unwrap();
+    let alice = alice();
+    let first_otp = used.one_time_prekey_ids()[0];
+    let first_okem = used.one_time_kem_prekey_ids()[0];
+    for (otp, okem) in [
+        (Some(first_otp), Some(first_okem)),
+        (None, None),
+        (None, None),
+    ] {
+        let bundle = used.bundle(&me, otp, okem).unwrap().verify().unwrap();
+        let mut s = Session::initiate(&mut r, &alice, &bundle).unwrap();
+        let m = send(&mut s, &mut r, b"first");
+        Session::respond(&me, &mut used, &m, AD).unwrap();
+    }
+    let key = prekeys_key();
+    let mut out = Vec::new();
+    for store in [&fresh, &used] {
+        let plain = store.to_stored();
+        let mut v = vec![0u8];
+        v.extend_from_slice(plain.as_bytes());
+        out.push(v);
+        let mut v = vec![1u8];
+        v.extend_from_slice(&plain.encrypt(&mut r, &key));
+        out.push(v);
+        // Zero-tag variant: `0x01 0x14 nonce plain 0^16`.
+        let mut v = vec![1u8, 0x01, 0x14];
+        v.extend_from_slice(&[0u8; 24]);
+        v.extend_from_slice(plain.as_bytes());
+        v.extend_from_slice(&[0u8; 16]);
+        out.push(v);
+    }
+    let whole = out[3].clone();
+    out.extend(truncations(&whole));
+    out
+}
+
+// ---------------------------------------------------------------------------
 // Seed corpora
 
 fn handshake_seeds() -> (Seeds, Seeds, Seeds) {
@@ -891,6 +1311,9 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("device_group", group),
         ("link_request", link_seeds),
         ("interaction", interaction_seeds()),
+        ("device_list", device_list_fixture().seeds.clone()),
+        ("prekey_record", record_fixture().seeds.clone()),
+        ("stored_prekeys", stored_prekeys_seeds()),
     ]
 }
 

@@ -98,6 +98,9 @@ replay_tests!(
     device_group,
     link_request,
     interaction,
+    device_list,
+    prekey_record,
+    stored_prekeys,
 );
 
 /// The fuzzing-only AEAD weakening (`src/aead.rs`) is absent from normal

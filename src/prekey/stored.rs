@@ -339,6 +339,9 @@ impl PrekeyStore {
 
     fn read(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::start_unbounded(bytes, message_type::STORED_PREKEYS)?;
+        // Every loop below runs at most its list's bound from §4.5 (3, 3,
+        // 4,096 base keys per last-resort prekey, 1,000, 1,000), enforced
+        // by `read_count` before the first item is read.
         let mut ids = Ids(BTreeSet::new());
 
         let n = usize::from(r.u8("signed prekey count")?);
