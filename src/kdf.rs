@@ -45,6 +45,8 @@ pub(crate) mod label {
     pub(crate) const DEVICE_LIST_SIGNATURE: &[u8] = b"SessionRatchet/v1/device-list-signature";
     /// HKDF `info` of a prekey-record slot key (spec §8.4).
     pub(crate) const PREKEY_SLOT: &[u8] = b"SessionRatchet/v1/prekey-slot";
+    /// HKDF `info` of an envelope slot's hint and key (spec §8.7).
+    pub(crate) const ENVELOPE_SLOT: &[u8] = b"SessionRatchet/v1/envelope-slot";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -65,6 +67,7 @@ pub(crate) mod label {
         DEVICE_LIST_HASH,
         DEVICE_LIST_SIGNATURE,
         PREKEY_SLOT,
+        ENVELOPE_SLOT,
     ];
 }
 

@@ -16,6 +16,7 @@
 //! | [`identity`] | device and account identities, device certificates | §4.1, §4.2 |
 //! | [`account`] | accounts: key from a (recovery) seed, Session IDs | §8.1 |
 //! | [`device`] | signed device lists, revocation, count-hiding prekey records | §8.2–§8.4 |
+//! | [`envelope`] | fan-out envelopes: one message to many devices, padded so storage learns only buckets | §8.7 |
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
@@ -49,6 +50,7 @@ pub mod account;
 pub(crate) mod aead;
 pub mod device;
 pub mod dh;
+pub mod envelope;
 pub mod handshake;
 pub mod identity;
 pub(crate) mod kdf;
