@@ -30,6 +30,10 @@ use session_ratchet::device::list::{
     DeviceStatus, Extension, Platform, SignedDeviceList, UpdateOutcome, VerifiedDeviceList,
 };
 use session_ratchet::device::record::{PrekeyRecord, SLOT_BUNDLE_LEN, SLOT_LEN};
+use session_ratchet::envelope::{
+    ENVELOPE_BODY_OVERHEAD, ENVELOPE_HEADER_LEN, ENVELOPE_HINT_LEN, Envelope, EnvelopeError,
+    MAX_ENVELOPE_PAYLOAD_LEN, MAX_ENVELOPE_SLOTS,
+};
 use session_ratchet::handshake::PrekeyMessage;
 use session_ratchet::identity::{AccountIdentity, DeviceCertificate, DeviceIdentity};
 use session_ratchet::prekey::{
@@ -66,6 +70,7 @@ pub const TARGETS: &[&str] = &[
     "device_list",
     "prekey_record",
     "stored_prekeys",
+    "envelope",
 ];
 
 /// Runs target `name` on `data` (the corpus replay test's entry point).
@@ -84,6 +89,7 @@ pub fn run(name: &str, data: &[u8]) {
         "device_list" => device_list(data),
         "prekey_record" => prekey_record(data),
         "stored_prekeys" => stored_prekeys(data),
+        "envelope" => envelope(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -1271,6 +1277,119 @@ fn stored_prekeys_seeds() -> Vec<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------
+// Envelopes (spec §8.7)
+
+/// The device the target opens with, another recipient, and a device that
+/// is never a recipient; identical on every call.
+fn envelope_devices() -> &'static [DeviceIdentity; 3] {
+    static D: OnceLock<[DeviceIdentity; 3]> = OnceLock::new();
+    D.get_or_init(|| {
+        let mut r = rng(0xE7E);
+        [(); 3].map(|_| DeviceIdentity::generate(&mut r))
+    })
+}
+
+/// Envelopes: `mode ‖ bytes`. Even mode: the bytes are an envelope;
+/// `Envelope::from_bytes` is canonical and within its bounds, and `open`
+/// with the fixed device never panics and returns a payload that fits the
+/// body. Odd mode: the bytes are a payload sealed for the fixed device (and
+/// its first half for another); both get theirs back unchanged after an
+/// encode/decode round trip, and a third device finds no slot.
+pub fn envelope(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let [own, other, outsider] = envelope_devices();
+    if mode & 1 == 0 {
+        let Ok(env) = Envelope::from_bytes(rest) else {
+            return;
+        };
+        assert_eq!(env.to_bytes(), rest, "envelope encoding is not canonical");
+        assert_eq!(env.len(), rest.len());
+        assert!(env.slot_count() % 4 == 0 && env.slot_count() <= MAX_ENVELOPE_SLOTS);
+        if let Ok(payload) = env.open(own) {
+            assert!(payload.len() + ENVELOPE_BODY_OVERHEAD <= env.body_len());
+        }
+    } else {
+        let half = &rest[..rest.len() / 2];
+        let mut r = rng(u64::from(mode));
+        let sealed = Envelope::seal(&mut r, &[(own.public(), rest), (other.public(), half)]);
+        let env = match sealed {
+            Ok(env) => env,
+            Err(e) => {
+                assert!(
+                    matches!(e, EnvelopeError::PayloadTooLarge { .. })
+                        && rest.len() > MAX_ENVELOPE_PAYLOAD_LEN,
+                    "sealing failed: {e:?}"
+                );
+                return;
+            }
+        };
+        let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
+        assert_eq!(back.open(own).unwrap().as_slice(), rest, "wrong payload");
+        assert_eq!(back.open(other).unwrap().as_slice(), half, "wrong payload");
+        assert_eq!(
+            back.open(outsider).map(|_| ()),
+            Err(EnvelopeError::NoSlotForDevice)
+        );
+    }
+}
+
+/// Whether the fixed device opens the envelope of an even-mode input.
+pub fn envelope_opens(data: &[u8]) -> bool {
+    data.split_first()
+        .and_then(|(_, rest)| Envelope::from_bytes(rest).ok())
+        .is_some_and(|env| env.open(&envelope_devices()[0]).is_ok())
+}
+
+/// Seeds: envelopes of 2 and 5 recipients, one of them with the fixed
+/// device's body replaced by a framed plaintext and an all-zero tag (opens
+/// in fuzzing builds only), and a payload to seal.
+fn envelope_seeds() -> Vec<Vec<u8>> {
+    let [own, other, _] = envelope_devices();
+    let mut r = rng(0xE7E1);
+    let env = Envelope::seal(
+        &mut r,
+        &[
+            (own.public(), b"to the fixed device"),
+            (other.public(), b"to another"),
+        ],
+    )
+    .unwrap();
+    let bytes = env.to_bytes();
+    let slot_len = ENVELOPE_HINT_LEN + env.body_len();
+    let mut plain = vec![0u8; env.body_len()];
+    plain[..4].copy_from_slice(&5u32.to_be_bytes());
+    plain[4..9].copy_from_slice(b"fuzz!");
+    // The fixed device's slot is the one whose body change changes its result.
+    let original = env.open(own).unwrap();
+    let zero_tag = (0..env.slot_count())
+        .map(|i| {
+            let mut b = bytes.clone();
+            let at = ENVELOPE_HEADER_LEN + i * slot_len + ENVELOPE_HINT_LEN;
+            b[at..at + env.body_len()].copy_from_slice(&plain);
+            b
+        })
+        .find(|b| Envelope::from_bytes(b).unwrap().open(own).ok() != Some(original.clone()))
+        .unwrap();
+    let more: Vec<DeviceIdentity> = (0..3).map(|_| DeviceIdentity::generate(&mut r)).collect();
+    let mut five: Vec<(&session_ratchet::identity::DevicePublicIdentity, &[u8])> =
+        vec![(own.public(), &[0x42; 300]), (other.public(), b"")];
+    five.extend(more.iter().map(|d| (d.public(), b"x".as_slice())));
+    let big = Envelope::seal(&mut r, &five).unwrap().to_bytes();
+    let mut seeds = Vec::new();
+    for e in [bytes, zero_tag, big] {
+        let mut v = vec![0u8];
+        v.extend_from_slice(&e);
+        seeds.push(v);
+    }
+    let mut v = vec![1u8];
+    v.extend_from_slice(b"a payload to seal");
+    seeds.push(v);
+    seeds
+}
+
+// ---------------------------------------------------------------------------
 // Seed corpora
 
 fn handshake_seeds() -> (Seeds, Seeds, Seeds) {
@@ -1314,6 +1433,7 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("device_list", device_list_fixture().seeds.clone()),
         ("prekey_record", record_fixture().seeds.clone()),
         ("stored_prekeys", stored_prekeys_seeds()),
+        ("envelope", envelope_seeds()),
     ]
 }
 

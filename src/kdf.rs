@@ -48,6 +48,8 @@ pub(crate) mod label {
     /// Associated-data prefix binding an envelope slot's routing header
     /// into the ratchet message it carries (spec §8.6.3).
     pub(crate) const ENVELOPE_ROUTING: &[u8] = b"SessionRatchet/v1/envelope-routing";
+    /// HKDF `info` of an envelope slot's hint and key (spec §8.7).
+    pub(crate) const ENVELOPE_SLOT: &[u8] = b"SessionRatchet/v1/envelope-slot";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -69,6 +71,7 @@ pub(crate) mod label {
         DEVICE_LIST_SIGNATURE,
         PREKEY_SLOT,
         ENVELOPE_ROUTING,
+        ENVELOPE_SLOT,
     ];
 }
 

@@ -16,10 +16,10 @@
 //! | [`identity`] | device and account identities, device certificates | §4.1, §4.2 |
 //! | [`account`] | accounts: key from a (recovery) seed, Session IDs | §8.1 |
 //! | [`device`] | signed device lists, revocation, count-hiding prekey records | §8.2–§8.4 |
+//! | [`envelope`] | fan-out envelopes: one message to many devices, padded so storage learns only buckets | §8.7 |
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |
 //! | [`ratchet`] | the hybrid double ratchet: DH and ML-KEM ratchets, header encryption, padding, storage | §7 |
-//! | [`envelope`] | the fan-out envelope: one blob, one padded slot per recipient device | §8.7 |
 //! | [`sessions`] | session management across all devices of both parties; healing | §8.6, §8.8 |
 //! | [`wire`] | the canonical byte encoding of everything sent | §6 |
 //! | [`session_v2`] | Session identity and the Session Protocol v2 formats (feature `session-v2`) | §9 |

@@ -42,6 +42,8 @@ pub mod message_type {
     pub const DEVICE_LIST: u8 = 0x05;
     /// An account's prekey record: padded, encrypted bundle slots (spec §8.4).
     pub const PREKEY_RECORD: u8 = 0x06;
+    /// A fan-out envelope: one padded, encrypted slot per recipient device (spec §8.7).
+    pub const ENVELOPE: u8 = 0x07;
     /// A stored session (spec §7.10; storage only, never sent).
     pub const STORED_SESSION: u8 = 0x10;
     /// A stored session encrypted under a storage key (spec §7.10; storage only).

@@ -101,6 +101,7 @@ replay_tests!(
     device_list,
     prekey_record,
     stored_prekeys,
+    envelope,
 );
 
 /// The fuzzing-only AEAD weakening (`src/aead.rs`) is absent from normal
@@ -121,4 +122,17 @@ fn zero_tag_messages_are_rejected_in_normal_builds() {
             );
         }
     }
+}
+
+/// The same for envelopes: the seed whose slot for the fixed device carries
+/// an all-zero tag does not open in normal builds.
+#[test]
+fn zero_tag_envelope_is_rejected_in_normal_builds() {
+    let seeds = logic::seed_corpus()
+        .into_iter()
+        .find(|(t, _)| *t == "envelope")
+        .unwrap()
+        .1;
+    assert!(logic::envelope_opens(&seeds[0]));
+    assert!(!logic::envelope_opens(&seeds[1]), "zero-tag slot accepted");
 }

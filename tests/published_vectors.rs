@@ -476,3 +476,103 @@ fn devices_vectors_verify_through_the_public_api() {
     }
     assert_eq!(checked, 1 + 5 + 11 + 1);
 }
+
+#[test]
+fn envelope_vectors_replay_through_the_public_api() {
+    use session_ratchet::envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_HINT_LEN, Envelope};
+    use session_ratchet::identity::{DeviceIdentity, DevicePublicIdentity};
+    use vectors::envelope::{find_slot, open_body, spec_slot};
+
+    let all = load("envelope");
+    let devices: Vec<DeviceIdentity> = all[0]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let mut draws = unhex(&d["ed25519_seed"]);
+            draws.extend(unhex(&d["x25519_secret"]));
+            let mut rng = Replay {
+                bytes: draws,
+                pos: 0,
+            };
+            let device = DeviceIdentity::generate(&mut rng);
+            assert_eq!(rng.pos, rng.bytes.len());
+            assert_eq!(
+                device.public().to_bytes().to_vec(),
+                unhex(&d["public_identity"])
+            );
+            device
+        })
+        .collect();
+    let device = |v: &Value| &devices[v.as_u64().unwrap() as usize];
+    let mut checked = 0;
+    for v in &all {
+        match v["kind"].as_str().unwrap() {
+            "devices" => {}
+            "envelope" => {
+                let recipients = v["recipients"].as_array().unwrap();
+                let payloads: Vec<Vec<u8>> =
+                    recipients.iter().map(|r| unhex(&r["payload"])).collect();
+                let list: Vec<(&DevicePublicIdentity, &[u8])> = recipients
+                    .iter()
+                    .zip(&payloads)
+                    .map(|(r, p)| (device(&r["device"]).public(), p.as_slice()))
+                    .collect();
+                let mut rng = replay(&v["draws"]);
+                let env = Envelope::seal(&mut rng, &list).unwrap();
+                assert_eq!(rng.pos, rng.bytes.len(), "every listed draw is used");
+                let bytes = unhex(&v["envelope"]);
+                assert_eq!(env.to_bytes(), bytes, "{}", v["name"]);
+                assert_eq!(env.slot_count() as u64, v["slot_count"].as_u64().unwrap());
+                let body_len = env.body_len();
+                assert_eq!(body_len as u64, v["body_len"].as_u64().unwrap());
+                assert_eq!(
+                    env.ephemeral_key().as_bytes().to_vec(),
+                    unhex(&v["ephemeral_public"])
+                );
+                let e: [u8; 32] = arr(&v["ephemeral_secret"]);
+                assert_eq!(unhex(&v["draws"])[..32], e);
+                let decoded = Envelope::from_bytes(&bytes).unwrap();
+                for (r, p) in recipients.iter().zip(&payloads) {
+                    let d = device(&r["device"]);
+                    assert_eq!(decoded.open(d).unwrap().as_slice(), p.as_slice());
+                    // K, hint and slot key from the primitives (§8.7.3); the
+                    // slot with that hint opens to `u32(len) ‖ payload ‖ 0…`.
+                    let (k, hint, key) = spec_slot(&e, d.public().dh_key().as_bytes());
+                    assert_eq!(k.to_vec(), unhex(&r["shared_secret"]));
+                    assert_eq!(hint.to_vec(), unhex(&r["hint"]));
+                    assert_eq!(key.to_vec(), unhex(&r["slot_key"]));
+                    let (_, slot) = find_slot(&bytes, body_len, &hint);
+                    let plain = open_body(
+                        &key,
+                        &bytes[..ENVELOPE_HEADER_LEN],
+                        &slot[ENVELOPE_HINT_LEN..],
+                    )
+                    .unwrap();
+                    let mut framed = (p.len() as u32).to_be_bytes().to_vec();
+                    framed.extend_from_slice(p);
+                    framed.resize(body_len - 16, 0);
+                    assert_eq!(plain, framed);
+                }
+                assert_eq!(
+                    decoded.open(device(&v["non_recipient"])).map(|_| ()),
+                    Err(session_ratchet::envelope::EnvelopeError::NoSlotForDevice)
+                );
+            }
+            "envelope-error" => {
+                let input = unhex(&v["input"]);
+                let got = match Envelope::from_bytes(&input) {
+                    Err(e) => vectors::class(&e),
+                    Ok(env) => {
+                        assert_eq!(env.to_bytes(), input);
+                        vectors::class(&env.open(device(&v["device"])).unwrap_err())
+                    }
+                };
+                assert_eq!(got, v["expected_error"], "{}", v["name"]);
+            }
+            other => panic!("unknown kind {other}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 1 + 3 + 18);
+}

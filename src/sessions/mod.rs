@@ -78,7 +78,7 @@ use crate::device::list::{
     DeviceId, DeviceStatus, SignedDeviceList, UpdateOutcome, VerifiedDeviceList,
 };
 use crate::device::record::PrekeyRecord;
-use crate::envelope::{self, Envelope, EnvelopeError};
+use crate::envelope::{Envelope, EnvelopeError};
 use crate::handshake::PrekeyMessage;
 use crate::identity::{DeviceIdentity, DevicePublicIdentity, Ed25519PublicKey};
 use crate::prekey::{PrekeyBundle, PrekeyStore, VerifiedBundle};
@@ -805,9 +805,9 @@ fn seal_split<R: CryptoRng + ?Sized>(
 ) -> Result<Vec<Vec<u8>>, SessionsError> {
     let refs: Vec<(&DevicePublicIdentity, &[u8])> =
         payloads.iter().map(|(i, p)| (i, p.as_slice())).collect();
-    match envelope::seal(rng, &refs) {
+    match Envelope::seal(rng, &refs) {
         Ok(e) => Ok(alloc::vec![e.to_bytes()]),
-        Err(EnvelopeError::TooLarge) if payloads.len() > 1 => {
+        Err(EnvelopeError::TooLarge { .. }) if payloads.len() > 1 => {
             let (a, b) = payloads.split_at(payloads.len() / 2);
             let mut out = seal_split(rng, a)?;
             out.extend(seal_split(rng, b)?);

@@ -319,7 +319,7 @@ fn forged_envelope(
     };
     let mut payload = routing.to_bytes();
     payload.extend_from_slice(message);
-    envelope::seal(rng, &[(to.identity().public(), payload.as_slice())])
+    Envelope::seal(rng, &[(to.identity().public(), payload.as_slice())])
         .unwrap()
         .to_bytes()
 }
@@ -393,7 +393,7 @@ fn forged_resets_change_nothing() {
     routing.kind = ContentKind::Heal;
     let mut payload = routing.to_bytes();
     payload.extend_from_slice(message);
-    let rewrapped = envelope::seal(
+    let rewrapped = Envelope::seal(
         &mut rng,
         &[(alice.devices[0].identity().public(), payload.as_slice())],
     )

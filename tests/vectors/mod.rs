@@ -17,6 +17,7 @@
 )]
 
 pub mod devices;
+pub mod envelope;
 pub mod handshake;
 pub mod kem;
 pub mod ratchet;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("handshake", handshake::vectors()),
         ("ratchet", ratchet::vectors()),
         ("devices", devices::vectors()),
+        ("envelope", envelope::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
