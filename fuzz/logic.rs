@@ -1274,6 +1274,9 @@ fn stored_prekeys_seeds() -> Vec<Vec<u8>> {
     let whole = out[3].clone();
     out.extend(truncations(&whole));
     out
+}
+
+// ---------------------------------------------------------------------------
 // Envelopes (spec §8.7)
 
 /// The device the target opens with, another recipient, and a device that
