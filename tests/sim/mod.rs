@@ -87,6 +87,7 @@ pub(crate) struct Report {
     pub(crate) copies_to_lost_state_decrypted: u64,
     pub(crate) revoked_decrypts_after_revocation: u64,
     pub(crate) revoked_sender_rejected: u64,
+    pub(crate) revoked_device_send_refused: u64,
     pub(crate) revoked_sender_accepted_before_list_sync: u64,
     pub(crate) not_for_device: u64,
     pub(crate) unconverged_pairs: u64,
@@ -119,7 +120,7 @@ impl Report {
                 "\"duplicates_rejected\":{},\"duplicates_accepted\":{},",
                 "\"expired_undelivered\":{},\"lost_in_network\":{},",
                 "\"copies_to_lost_state\":{},\"copies_to_lost_state_decrypted\":{},",
-                "\"revoked_decrypts_after_revocation\":{},\"revoked_sender_rejected\":{},",
+                "\"revoked_decrypts_after_revocation\":{},\"revoked_sender_rejected\":{},\"revoked_device_send_refused\":{},",
                 "\"revoked_sender_accepted_before_list_sync\":{},\"not_for_device\":{},",
                 "\"unconverged_pairs\":{},\"ok\":{}}}"
             ),
@@ -151,6 +152,7 @@ impl Report {
             self.copies_to_lost_state_decrypted,
             self.revoked_decrypts_after_revocation,
             self.revoked_sender_rejected,
+            self.revoked_device_send_refused,
             self.revoked_sender_accepted_before_list_sync,
             self.not_for_device,
             self.unconverged_pairs,
@@ -486,6 +488,11 @@ impl World {
         }
         let out = match out {
             Ok(o) => o,
+            Err(SessionsError::ThisDeviceRevoked) if self.devs[d].revoked_at.is_some() => {
+                // The thief saw its own revocation: the library refuses to send.
+                self.report.revoked_device_send_refused += 1;
+                return;
+            }
             Err(e) => {
                 *self.report.send_failures.entry(err_name(&e)).or_default() += 1;
                 return;
