@@ -1,10 +1,11 @@
-//! An account's devices: the signed device list, revocation, and the
-//! count-hiding prekey record (spec §8.2–§8.4).
+//! An account's devices: the signed device list, revocation, the
+//! count-hiding prekey record (spec §8.2–§8.4), and the emoji SAS.
 //!
 //! | module | owns | spec |
 //! |---|---|---|
 //! | [`list`] | the signed, versioned, hash-chained device list; its encoding; the rules a client applies before accepting an update (rollback, fork, gap, tombstones, extensions); revocation | §8.2, §8.3 |
 //! | [`record`] | the account's prekey record: one encrypted bundle slot per device, padded with random dummy slots to a multiple of 4 | §8.4 |
+//! | [`sas`] | the emoji short authentication string (Session's Argon2id construction), used to link devices | §9.10 |
 //!
 //! The account key ([`crate::account::Account`]) signs every version of the
 //! list. Devices keep their own random identities
@@ -49,3 +50,4 @@
 
 pub mod list;
 pub mod record;
+pub mod sas;
