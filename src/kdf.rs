@@ -6,7 +6,7 @@
 //!
 //! It also owns the crate's one BLAKE2b wrapper (keyed and personalised,
 //! libsodium `crypto_generichash_blake2b_salt_personal` semantics), used by
-//! the emoji SAS (`crate::device::sas`) and the Session v2 formats
+//! the emoji SAS of device linking (spec §8.5.2) and the Session v2 formats
 //! (spec chapter 9). Its personalisation strings are Session's external
 //! format constants, named where they are used, not labels of this crate.
 #![deny(clippy::integer_division_remainder_used)]
@@ -54,6 +54,12 @@ pub(crate) mod label {
     pub(crate) const DEVICE_LIST_SIGNATURE: &[u8] = b"SessionRatchet/v1/device-list-signature";
     /// HKDF `info` of a prekey-record slot key (spec §8.4).
     pub(crate) const PREKEY_SLOT: &[u8] = b"SessionRatchet/v1/prekey-slot";
+    /// Hash of a device-link transcript (spec §8.5.5).
+    pub(crate) const LINK_TRANSCRIPT: &[u8] = b"SessionRatchet/v1/link-transcript";
+    /// HKDF `info` of a device-link payload key (spec §8.5.5).
+    pub(crate) const LINK_PAYLOAD_KEY: &[u8] = b"SessionRatchet/v1/link-payload-key";
+    /// Prefix of the emoji SAS input of a device link (spec §8.5.5).
+    pub(crate) const LINK_SAS: &[u8] = b"SessionRatchet/v1/link-sas";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -74,6 +80,9 @@ pub(crate) mod label {
         DEVICE_LIST_HASH,
         DEVICE_LIST_SIGNATURE,
         PREKEY_SLOT,
+        LINK_TRANSCRIPT,
+        LINK_PAYLOAD_KEY,
+        LINK_SAS,
     ];
 }
 
@@ -149,7 +158,7 @@ blake2b_fn!(
     blake2b_8, U8, 8
 );
 blake2b_fn!(
-    /// BLAKE2b with a 16-byte output (the SAS salt).
+    /// BLAKE2b with a 16-byte output (the SAS salt, spec §8.5.2).
     blake2b_16, U16, 16
 );
 blake2b_fn!(

@@ -42,6 +42,12 @@ pub mod message_type {
     pub const DEVICE_LIST: u8 = 0x05;
     /// An account's prekey record: padded, encrypted bundle slots (spec §8.4).
     pub const PREKEY_RECORD: u8 = 0x06;
+    /// A new device's request to join an account (spec §8.5.3).
+    pub const LINK_REQUEST: u8 = 0x08;
+    /// An existing device's answer to a link request (spec §8.5.4).
+    pub const LINK_RESPONSE: u8 = 0x09;
+    /// The sealed payload of an approved device link (spec §8.5.6).
+    pub const LINK_PAYLOAD: u8 = 0x0A;
 }
 
 /// Why bytes could not be decoded. Decoding changes no state, so any of these
@@ -59,7 +65,8 @@ pub enum WireError {
         /// How many bytes were left over.
         count: usize,
     },
-    /// The input is longer than [`MAX_WIRE_LEN`].
+    /// The input is longer than the object may be: [`MAX_WIRE_LEN`] for
+    /// everything sent, unless the object's layout states another cap.
     TooLong {
         /// The input length.
         len: usize,
@@ -143,12 +150,10 @@ impl fmt::Display for WireError {
             Self::TrailingBytes { count } => {
                 write!(f, "{count} unexpected bytes after the last field")
             }
-            Self::TooLong { len } => {
-                write!(
-                    f,
-                    "input of {len} bytes exceeds the {MAX_WIRE_LEN}-byte limit"
-                )
-            }
+            Self::TooLong { len } => write!(
+                f,
+                "input of {len} bytes exceeds the size limit of this object type ({MAX_WIRE_LEN} bytes unless its layout states another)"
+            ),
             Self::UnsupportedVersion { version } => write!(
                 f,
                 "wire version {version:#04x} is not supported (this build speaks {WIRE_VERSION:#04x}); the peer may need an update, or this library does"
@@ -217,7 +222,12 @@ impl<'a> Reader<'a> {
         Self::start_with_limit(input, ty, MAX_STORED_LEN)
     }
 
-    fn start_with_limit(input: &'a [u8], ty: u8, limit: usize) -> Result<Self, WireError> {
+    /// Like [`Reader::start`] with an object-specific size cap `limit`.
+    pub(crate) fn start_with_limit(
+        input: &'a [u8],
+        ty: u8,
+        limit: usize,
+    ) -> Result<Self, WireError> {
         if input.len() > limit {
             return Err(WireError::TooLong { len: input.len() });
         }
@@ -234,6 +244,13 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(r)
+    }
+
+    /// A cursor over the decrypted content of an object, which carries no
+    /// version or type byte of its own (its envelope had them and is bound
+    /// to it as associated data).
+    pub(crate) fn content(input: &'a [u8]) -> Self {
+        Self { rest: input }
     }
 
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {

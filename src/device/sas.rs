@@ -1,8 +1,9 @@
-//! The emoji short authentication string (spec §9.10).
+//! The emoji short authentication string (spec §8.5.2).
 //!
-//! This module owns Session's emoji SAS construction, which a device shows
-//! to the user when linking (spec §9.10, input `M` = the request plaintext).
-//! It needs no feature, so protocols outside `session_v2` can use it:
+//! This module owns Session's emoji SAS construction, which both device
+//! linking protocols of this crate show to the user: the Session Protocol v2
+//! link request (spec §9.10, input `M` = the request plaintext) and the
+//! hybrid device link (spec §8.5, input `M` = a label and the transcript hash):
 //!
 //! - `salt = BLAKE2b-16(M, personal = "SessionLinkEmoji")`;
 //! - `seed16 = Argon2id v1.3(password = M, salt, t = 2, m = 16 MiB, p = 1,
@@ -12,9 +13,9 @@
 //!   (Matrix's SAS list, in index order). Emoji 0…6 are shown; 0…20 form
 //!   the optional extended view.
 //!
-//! The memory-hard hash makes each candidate input cost 16 MiB and two
-//! passes, which is what keeps a man in the middle from searching for an
-//! input whose SAS matches the one the other screen shows.
+//! The memory-hard hash makes each candidate transcript cost 16 MiB and two
+//! passes, which is what keeps a man in the middle from searching for a
+//! transcript whose SAS matches the one the other screen shows (spec §8.5.10).
 //! The SAS is not secret; nothing here needs to be constant time.
 #![deny(clippy::integer_division_remainder_used)]
 

@@ -19,6 +19,7 @@
 pub mod devices;
 pub mod handshake;
 pub mod kem;
+pub mod link;
 pub mod ratchet;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("handshake", handshake::vectors()),
         ("ratchet", ratchet::vectors()),
         ("devices", devices::vectors()),
+        ("link", link::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
