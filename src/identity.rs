@@ -244,6 +244,13 @@ impl AccountIdentity {
         Ed25519PublicKey(self.signing.verifying_key())
     }
 
+    /// A copy of the 32-byte seed, for handing the account key to a newly
+    /// linked device (spec §8.5.6).
+    pub(crate) fn seed(&self) -> Ed25519Seed {
+        let mut seed = self.signing.to_bytes();
+        Ed25519Seed::from_mut_array(&mut seed)
+    }
+
     /// Plain Ed25519 signature with the account key (callers build a
     /// labelled `signature_input` first, spec §6.4).
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {

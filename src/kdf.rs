@@ -3,8 +3,17 @@
 //! This module owns the KDF label registry: every string that separates one
 //! derived key from another is a constant here and appears once in the spec's
 //! label table. No other module spells a label.
+//!
+//! It also owns the crate's one BLAKE2b wrapper (keyed and personalised,
+//! libsodium `crypto_generichash_blake2b_salt_personal` semantics), used by
+//! the emoji SAS of device linking (spec §8.5.2) and the Session v2 formats
+//! (spec chapter 9). Its personalisation strings are Session's external
+//! format constants, named where they are used, not labels of this crate.
 #![deny(clippy::integer_division_remainder_used)]
 
+use blake2::Blake2bMac;
+use blake2::digest::FixedOutput;
+use blake2::digest::consts::{U2, U8, U16, U24, U32, U64};
 use hkdf::HkdfExtract;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -50,6 +59,12 @@ pub(crate) mod label {
     pub(crate) const ENVELOPE_ROUTING: &[u8] = b"SessionRatchet/v1/envelope-routing";
     /// HKDF `info` of an envelope slot's hint and key (spec §8.7).
     pub(crate) const ENVELOPE_SLOT: &[u8] = b"SessionRatchet/v1/envelope-slot";
+    /// Hash of a device-link transcript (spec §8.5.5).
+    pub(crate) const LINK_TRANSCRIPT: &[u8] = b"SessionRatchet/v1/link-transcript";
+    /// HKDF `info` of a device-link payload key (spec §8.5.5).
+    pub(crate) const LINK_PAYLOAD_KEY: &[u8] = b"SessionRatchet/v1/link-payload-key";
+    /// Prefix of the emoji SAS input of a device link (spec §8.5.5).
+    pub(crate) const LINK_SAS: &[u8] = b"SessionRatchet/v1/link-sas";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -72,6 +87,9 @@ pub(crate) mod label {
         PREKEY_SLOT,
         ENVELOPE_ROUTING,
         ENVELOPE_SLOT,
+        LINK_TRANSCRIPT,
+        LINK_PAYLOAD_KEY,
+        LINK_SAS,
     ];
 }
 
@@ -116,9 +134,89 @@ pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+macro_rules! blake2b_fn {
+    ($(#[$doc:meta])* $name:ident, $size:ty, $n:expr) => {
+        $(#[$doc])*
+        pub(crate) fn $name(key: Option<&[u8]>, pers: &[u8; 16], parts: &[&[u8]]) -> [u8; $n] {
+            // A BLAKE2b key is at most 64 bytes and every caller passes a
+            // constant-size key of 32 or 33 bytes, so the error arm is never
+            // taken; the known-answer tests pin the outputs, so the all-zero
+            // value it would give could not go unnoticed.
+            let mut out = [0u8; $n];
+            if let Ok(mut mac) = Blake2bMac::<$size>::new_with_salt_and_personal(key, &[], pers) {
+                for part in parts {
+                    mac.update(part);
+                }
+                out.copy_from_slice(&mac.finalize_fixed());
+            }
+            out
+        }
+    };
+}
+
+blake2b_fn!(
+    /// BLAKE2b with a 2-byte output.
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    blake2b_2, U2, 2
+);
+blake2b_fn!(
+    /// BLAKE2b with an 8-byte output.
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    blake2b_8, U8, 8
+);
+blake2b_fn!(
+    /// BLAKE2b with a 16-byte output (the SAS salt, spec §8.5.2).
+    blake2b_16, U16, 16
+);
+blake2b_fn!(
+    /// BLAKE2b with a 24-byte output.
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    blake2b_24, U24, 24
+);
+blake2b_fn!(
+    /// BLAKE2b with a 32-byte output.
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    blake2b_32, U32, 32
+);
+blake2b_fn!(
+    /// BLAKE2b with a 64-byte output.
+    #[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+    blake2b_64, U64, 64
+);
+
+/// Unkeyed, unpersonalised BLAKE2b with a 32-byte output (libsodium
+/// `crypto_generichash` with no key).
+#[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+pub(crate) fn blake2b_32_plain(parts: &[&[u8]]) -> [u8; 32] {
+    blake2b_32(None, &[0u8; 16], parts)
+}
+
+/// Unpersonalised keyed BLAKE2b with a 24-byte output.
+#[cfg_attr(not(feature = "session-v2"), allow(dead_code))]
+pub(crate) fn blake2b_24_keyed(key: &[u8], parts: &[&[u8]]) -> [u8; 24] {
+    blake2b_24(Some(key), &[0u8; 16], parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Known answers computed with Python's hashlib.blake2b (same parameter
+    // block as libsodium's crypto_generichash_blake2b_salt_personal).
+    #[test]
+    fn blake2b_matches_hashlib() {
+        // hashlib.blake2b(b"abc", digest_size=16, key=bytes(range(32)), person=b"SessionDevKicked")
+        let key: alloc::vec::Vec<u8> = (0u8..32).collect();
+        assert_eq!(
+            hex::encode(blake2b_16(Some(&key), b"SessionDevKicked", &[b"a", b"bc"])),
+            "3a5aa59e1aaea5e079cca71e2637e012"
+        );
+        // hashlib.blake2b(b"abc", digest_size=32) (unkeyed, no persona)
+        assert_eq!(
+            hex::encode(blake2b_32_plain(&[b"abc"])),
+            "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319"
+        );
+    }
 
     #[test]
     fn labels_are_unique_and_prefixed() {

@@ -15,7 +15,7 @@
 //! | `kdf` (internal) | HKDF/HMAC/SHA-256 and every domain-separation label | §3.5, §3.6 |
 //! | [`identity`] | device and account identities, device certificates | §4.1, §4.2 |
 //! | [`account`] | accounts: key from a (recovery) seed, Session IDs | §8.1 |
-//! | [`device`] | signed device lists, revocation, count-hiding prekey records | §8.2–§8.4 |
+//! | [`device`] | signed device lists, revocation, count-hiding prekey records, linking a device with an emoji SAS | §8.2–§8.5 |
 //! | [`envelope`] | fan-out envelopes: one message to many devices, padded so storage learns only buckets | §8.7 |
 //! | [`prekey`] | signed prekeys, bundles, the private prekey store | §4.3–§4.5 |
 //! | [`handshake`] | the hybrid PQXDH-style handshake and its output | §5 |

@@ -44,6 +44,12 @@ pub mod message_type {
     pub const PREKEY_RECORD: u8 = 0x06;
     /// A fan-out envelope: one padded, encrypted slot per recipient device (spec §8.7).
     pub const ENVELOPE: u8 = 0x07;
+    /// A new device's request to join an account (spec §8.5.3).
+    pub const LINK_REQUEST: u8 = 0x08;
+    /// An existing device's answer to a link request (spec §8.5.4).
+    pub const LINK_RESPONSE: u8 = 0x09;
+    /// The sealed payload of an approved device link (spec §8.5.6).
+    pub const LINK_PAYLOAD: u8 = 0x0A;
     /// A stored session (spec §7.10; storage only, never sent).
     pub const STORED_SESSION: u8 = 0x10;
     /// A stored session encrypted under a storage key (spec §7.10; storage only).
@@ -71,8 +77,8 @@ pub enum WireError {
         /// How many bytes were left over.
         count: usize,
     },
-    /// The input is longer than [`MAX_WIRE_LEN`] (or, for stored state,
-    /// [`MAX_STORED_LEN`]).
+    /// The input is longer than the object may be: [`MAX_WIRE_LEN`] for
+    /// everything sent, unless the object's layout states another cap.
     TooLong {
         /// The input length.
         len: usize,
@@ -158,7 +164,7 @@ impl fmt::Display for WireError {
             }
             Self::TooLong { len } => write!(
                 f,
-                "input of {len} bytes exceeds the size limit ({MAX_WIRE_LEN} bytes for a message, {MAX_STORED_LEN} for stored state)"
+                "input of {len} bytes exceeds the size limit of this object type ({MAX_WIRE_LEN} bytes unless its layout states another)"
             ),
             Self::UnsupportedVersion { version } => write!(
                 f,
@@ -228,8 +234,7 @@ impl<'a> Reader<'a> {
         Self::start_with_limit(input, ty, MAX_STORED_LEN)
     }
 
-    /// Like [`Reader::start`] with an explicit length cap (stored objects
-    /// that document their own bound).
+    /// Like [`Reader::start`] with an object-specific size cap `limit`.
     pub(crate) fn start_with_limit(
         input: &'a [u8],
         ty: u8,
@@ -251,6 +256,13 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(r)
+    }
+
+    /// A cursor over the decrypted content of an object, which carries no
+    /// version or type byte of its own (its envelope had them and is bound
+    /// to it as associated data).
+    pub(crate) fn content(input: &'a [u8]) -> Self {
+        Self { rest: input }
     }
 
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {

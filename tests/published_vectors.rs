@@ -576,3 +576,216 @@ fn envelope_vectors_replay_through_the_public_api() {
     }
     assert_eq!(checked, 1 + 3 + 18);
 }
+
+#[test]
+fn link_vectors_replay_through_the_public_api() {
+    use session_ratchet::account::Account;
+    use session_ratchet::device::link::{
+        AwaitingApproval, LinkGrant, LinkInitiator, LinkPayload, LinkRequest, LinkResponse,
+        PendingLink, sas_input,
+    };
+    use session_ratchet::device::list::{
+        ClientVersion, DeviceStatus, Platform, SignedDeviceList, VerifiedDeviceList,
+    };
+    use session_ratchet::device::sas;
+    use session_ratchet::identity::{DeviceIdentity, Ed25519PublicKey};
+    use session_ratchet::secret::RecoverySeed;
+    use vectors::link::class_path;
+
+    let all = load("link");
+    let identity = |ed: &Value, x: &Value| {
+        DeviceIdentity::generate(&mut replay(&Value::String(format!(
+            "{}{}",
+            ed.as_str().unwrap(),
+            x.as_str().unwrap()
+        ))))
+    };
+    let draws = |v: &Value, keys: &[&str]| {
+        let joined: String = keys.iter().map(|k| v[*k].as_str().unwrap()).collect();
+        replay(&Value::String(joined))
+    };
+    let request_fields = |v: &Value| {
+        let cv = v["client_version"].as_array().unwrap();
+        let cv: Vec<u16> = cv.iter().map(|x| x.as_u64().unwrap() as u16).collect();
+        (
+            Platform::from_byte(v["platform"].as_u64().unwrap() as u8),
+            ClientVersion {
+                major: cv[0],
+                minor: cv[1],
+                patch: cv[2],
+            },
+            v["description"].as_str().unwrap().to_string(),
+        )
+    };
+    // The new device of a `link` vector, after the published response.
+    let new_device = |v: &Value| -> (LinkInitiator, AwaitingApproval) {
+        let device = identity(
+            &v["new_device_ed25519_seed"],
+            &v["new_device_x25519_secret"],
+        );
+        let (platform, cv, description) = request_fields(v);
+        let mut rng = draws(&v["n_draws"], &["xwing_seed", "nonce"]);
+        let (initiator, request) =
+            LinkInitiator::start(&mut rng, &device, platform, &description, cv);
+        assert_eq!(rng.pos, rng.bytes.len());
+        assert_eq!(request.to_bytes(), unhex(&v["request"]));
+        let response = LinkResponse::from_bytes(&unhex(&v["response"])).unwrap();
+        let awaiting = initiator.receive_response(&response).unwrap();
+        (initiator, awaiting)
+    };
+    let named = |name: &Value| all.iter().find(|x| x["name"] == *name).unwrap();
+    let sas_indices = |s: &sas::Sas| Value::from(s.indices.to_vec());
+    let mut counts = std::collections::BTreeMap::new();
+    for v in &all {
+        let kind = v["kind"].as_str().unwrap();
+        *counts.entry(kind.to_string()).or_insert(0) += 1;
+        match kind {
+            "link" => {
+                let account = Account::from_recovery_seed(&RecoverySeed::from_bytes(arr(
+                    &v["recovery_seed"],
+                )));
+                let approver = identity(&v["approver_ed25519_seed"], &v["approver_x25519_secret"]);
+                let held = VerifiedDeviceList::trust_first_with_key(
+                    SignedDeviceList::from_bytes(&unhex(&v["held_list"])).unwrap(),
+                    &account.public_key(),
+                )
+                .unwrap();
+                let (_, awaiting) = new_device(v);
+                // The existing device's side from its draws.
+                let mut e_rng = draws(&v["e_draws"], &["eseed", "nonce", "device_id"]);
+                let request = LinkRequest::from_bytes(&unhex(&v["request"])).unwrap();
+                let (pending, response) =
+                    PendingLink::respond(&mut e_rng, &approver, &account, &request).unwrap();
+                assert_eq!(response.to_bytes(), unhex(&v["response"]));
+                let th = awaiting.transcript_hash();
+                assert_eq!(th.to_vec(), unhex(&v["transcript_hash"]));
+                assert_eq!(pending.transcript_hash(), th);
+                assert_eq!(
+                    awaiting.hazmat_payload_key().hazmat_bytes().to_vec(),
+                    unhex(&v["payload_key"])
+                );
+                assert_eq!(
+                    pending.hazmat_payload_key().hazmat_bytes().to_vec(),
+                    unhex(&v["payload_key"])
+                );
+                assert_eq!(sas_input(th), unhex(&v["sas_input"]));
+                let seed = sas::sas_seed(&unhex(&v["sas_input"])).unwrap();
+                assert_eq!(seed.to_vec(), unhex(&v["sas_seed"]));
+                assert_eq!(sas::sas_from_seed(&seed), *awaiting.sas());
+                assert_eq!(awaiting.sas(), pending.sas());
+                assert_eq!(sas_indices(pending.sas()), v["sas_indices"]);
+                let names: Vec<&str> = pending.sas().short().unwrap().iter().map(|e| e.1).collect();
+                assert_eq!(Value::from(names), v["sas_emoji"]);
+                let grant = match v["grant"].as_str().unwrap() {
+                    "share-account-seed" => LinkGrant::ShareAccountSeed,
+                    "withhold-account-seed" => LinkGrant::WithholdAccountSeed,
+                    other => panic!("unknown grant {other}"),
+                };
+                let contacts: Vec<Ed25519PublicKey> = v["contacts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| Ed25519PublicKey::from_bytes(&arr(c)).unwrap())
+                    .collect();
+                let (payload, list) = pending
+                    .approve(
+                        &mut e_rng,
+                        &account,
+                        &held,
+                        v["added_at"].as_u64().unwrap(),
+                        grant,
+                        &contacts,
+                    )
+                    .map_err(|e| e.error)
+                    .unwrap();
+                assert_eq!(e_rng.pos, e_rng.bytes.len(), "every listed draw is used");
+                assert_eq!(list.to_bytes(), unhex(&v["new_list"]));
+                assert_eq!(payload.to_bytes(), unhex(&v["payload"]));
+                let linked = awaiting
+                    .open_payload(&LinkPayload::from_bytes(&unhex(&v["payload"])).unwrap())
+                    .unwrap();
+                assert_eq!(linked.device_id.as_bytes().to_vec(), unhex(&v["device_id"]));
+                assert_eq!(linked.list.list(), &list);
+                let DeviceStatus::Active(entry) = linked.list.status(&linked.device_id) else {
+                    panic!("not listed")
+                };
+                let (platform, cv, description) = request_fields(v);
+                assert_eq!(
+                    (
+                        entry.platform(),
+                        entry.client_version(),
+                        entry.description()
+                    ),
+                    (platform, cv, description.as_str())
+                );
+                assert_eq!(
+                    linked.account.map(|a| a.public_key()),
+                    (grant == LinkGrant::ShareAccountSeed).then(|| account.public_key())
+                );
+                let mut want: Vec<[u8; 32]> = contacts.iter().map(|c| c.to_bytes()).collect();
+                want.sort_unstable();
+                want.dedup();
+                let got: Vec<[u8; 32]> = linked.contacts.iter().map(|c| c.to_bytes()).collect();
+                assert_eq!(got, want);
+            }
+            "link-payload-error" => {
+                let (_, awaiting) = new_device(named(&v["of"]));
+                let got = match LinkPayload::from_bytes(&unhex(&v["payload"])) {
+                    Err(e) => class_path(&e),
+                    Ok(p) => class_path(&awaiting.open_payload(&p).unwrap_err()),
+                };
+                assert_eq!(got, v["expected_error"], "{}", v["name"]);
+            }
+            "link-mitm" => {
+                let of = named(&v["of"]);
+                let (initiator, genuine) = new_device(of);
+                let fooled = initiator
+                    .receive_response(
+                        &LinkResponse::from_bytes(&unhex(&v["response_to_n"])).unwrap(),
+                    )
+                    .unwrap();
+                assert_eq!(sas_indices(fooled.sas()), v["sas_indices_at_n"]);
+                let account = Account::from_recovery_seed(&RecoverySeed::from_bytes(arr(
+                    &of["recovery_seed"],
+                )));
+                let approver =
+                    identity(&of["approver_ed25519_seed"], &of["approver_x25519_secret"]);
+                let request = LinkRequest::from_bytes(&unhex(&v["request_to_e"])).unwrap();
+                let mut e_rng = draws(&v["e_draws"], &["eseed", "nonce", "device_id"]);
+                let (pending, response) =
+                    PendingLink::respond(&mut e_rng, &approver, &account, &request).unwrap();
+                assert_eq!(response.to_bytes(), unhex(&v["response_from_e"]));
+                assert_eq!(sas_indices(pending.sas()), v["sas_indices_at_e"]);
+                assert_ne!(fooled.sas(), pending.sas());
+                let payload = LinkPayload::from_bytes(&unhex(&v["payload"])).unwrap();
+                for n in [&fooled, &genuine] {
+                    assert_eq!(
+                        class_path(&n.open_payload(&payload).unwrap_err()),
+                        v["expected_error"]
+                    );
+                }
+            }
+            "link-decode-error" => {
+                let input = unhex(&v["input"]);
+                let got = match v["object"].as_str().unwrap() {
+                    "request" => class_path(&LinkRequest::from_bytes(&input).unwrap_err()),
+                    "response" => class_path(&LinkResponse::from_bytes(&input).unwrap_err()),
+                    "payload" => class_path(&LinkPayload::from_bytes(&input).unwrap_err()),
+                    other => panic!("unknown object {other}"),
+                };
+                assert_eq!(got, v["expected_error"], "{}", v["name"]);
+            }
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("link", 2),
+        ("link-payload-error", 9),
+        ("link-mitm", 2),
+        ("link-decode-error", 10),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(counts, want);
+}

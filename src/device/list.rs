@@ -412,7 +412,7 @@ fn insert_extension(exts: &mut Vec<Extension>, ext: Extension) -> Result<(), Dev
 }
 
 /// `s` cut to at most `max` bytes on a UTF-8 character boundary.
-fn cut_utf8(s: &str, max: usize) -> &str {
+pub(super) fn cut_utf8(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end = end.saturating_sub(1);

@@ -1,10 +1,13 @@
-//! An account's devices: the signed device list, revocation, and the
-//! count-hiding prekey record (spec §8.2–§8.4).
+//! An account's devices: the signed device list, revocation, the
+//! count-hiding prekey record, and linking new devices with an emoji SAS
+//! (spec §8.2–§8.5).
 //!
 //! | module | owns | spec |
 //! |---|---|---|
 //! | [`list`] | the signed, versioned, hash-chained device list; its encoding; the rules a client applies before accepting an update (rollback, fork, gap, tombstones, extensions); revocation | §8.2, §8.3 |
 //! | [`record`] | the account's prekey record: one encrypted bundle slot per device, padded with random dummy slots to a multiple of 4 | §8.4 |
+//! | [`link`] | linking a new device: hybrid (X-Wing) request and response, the SAS over their transcript, approval that signs the next list, the sealed payload | §8.5 |
+//! | [`sas`] | the emoji short authentication string (Session's Argon2id construction), shared with the Session v2 link request | §8.5.2 |
 //!
 //! The account key ([`crate::account::Account`]) signs every version of the
 //! list. Devices keep their own random identities
@@ -47,5 +50,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod link;
 pub mod list;
 pub mod record;
+pub mod sas;

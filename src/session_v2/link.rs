@@ -8,19 +8,17 @@
 //!   `"link-request"` (key = `BLAKE2b-32(key_base ‖ BE64(len) ‖ domain)`,
 //!   nonce = `BLAKE2b-24(plaintext, key = "libsessionutil-config-encrypted-" ‖ domain)`,
 //!   output `XChaCha20-Poly1305(plaintext) ‖ nonce`), wrapped as `{"": "L", "L": …}`;
-//! - the SAS: `salt = BLAKE2b-16(M, pers = "SessionLinkEmoji")`,
-//!   `seed16 = Argon2id v1.3(M, salt, t = 2, m = 16 MiB, p = 1, 16 bytes)`,
-//!   read as a 128-bit little-endian integer; emoji `j` = bits `6j … 6j+5`,
-//!   7 shown (21 in the extended view), from the 64-entry list in
-//!   `data/sas-emoji.json`.
+//! - the SAS over the request plaintext `M`. The construction (BLAKE2b salt,
+//!   Argon2id, 6 bits per emoji) is shared with the hybrid device link of
+//!   spec §8.5 and lives in [`crate::device::sas`] (spec §8.5.2); its items
+//!   are re-exported here unchanged.
 #![deny(clippy::integer_division_remainder_used)]
 
 use super::bencode::{self, BencodeError, Limits, Value};
 use super::device_group::{DeviceId, DeviceRecord, FormatError};
 use super::identity::Identity;
-use super::primitives::{
-    aead_decrypt, aead_encrypt, blake2b_16, blake2b_24_keyed, blake2b_32_plain,
-};
+use super::primitives::{aead_decrypt, aead_encrypt, blake2b_24_keyed, blake2b_32_plain};
+use crate::device::sas::SasError;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
@@ -32,24 +30,14 @@ pub const LINK_MESSAGE_TAG: &[u8] = b"L";
 pub const LINK_DOMAIN: &[u8] = b"link-request";
 /// Prefix of the config-encryption nonce key.
 pub const CONFIG_NONCE_KEY_PREFIX: &[u8] = b"libsessionutil-config-encrypted-";
-/// BLAKE2b personalisation of the SAS salt.
-pub const SAS_SALT_PERS: &[u8; 16] = b"SessionLinkEmoji";
-/// Argon2id memory cost in KiB (16 MiB).
-pub const SAS_ARGON2_MEMORY_KIB: u32 = 16 * 1024;
-/// Argon2id passes.
-pub const SAS_ARGON2_PASSES: u32 = 2;
-/// Argon2id lanes.
-pub const SAS_ARGON2_LANES: u32 = 1;
-/// Emoji shown by default.
-pub const SAS_SHORT_LEN: usize = 7;
-/// Emoji in the extended view.
-pub const SAS_EXTENDED_LEN: usize = 21;
+pub use crate::device::sas::{
+    SAS_ARGON2_LANES, SAS_ARGON2_MEMORY_KIB, SAS_ARGON2_PASSES, SAS_EXTENDED_LEN, SAS_SALT_PERS,
+    SAS_SHORT_LEN, Sas, emoji, sas, sas_from_seed, sas_seed,
+};
 /// Link requests are stored with a 10-minute TTL.
 pub const LINK_REQUEST_TTL_SECS: i64 = 600;
 /// Largest accepted link-request message.
 pub const MAX_LINK_MESSAGE_LEN: usize = 16 * 1024;
-
-const EMOJI_JSON: &str = include_str!("data/sas-emoji.json");
 
 /// Why a link request or its SAS could not be processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +71,15 @@ impl fmt::Display for LinkError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for LinkError {}
+
+impl From<SasError> for LinkError {
+    fn from(e: SasError) -> Self {
+        match e {
+            SasError::Argon2 => Self::Argon2,
+            SasError::CorruptEmojiList => Self::CorruptEmojiList,
+        }
+    }
+}
 
 /// A decrypted link request.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -217,126 +214,4 @@ pub fn decrypt_link_request(account: &Identity, message: &[u8]) -> Result<LinkRe
         record,
         plaintext,
     })
-}
-
-/// A short authentication string: 21 emoji indices (0–63); show the first 7.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Sas {
-    /// Emoji indices `0 … 20`, index `j` = bits `6j … 6j+5` of the seed.
-    pub indices: [u8; SAS_EXTENDED_LEN],
-}
-
-impl Sas {
-    /// The 7 emoji to show, each with its English description.
-    pub fn short(&self) -> Result<[(&'static str, &'static str); SAS_SHORT_LEN], LinkError> {
-        let mut out = [("", ""); SAS_SHORT_LEN];
-        for (o, &i) in out.iter_mut().zip(self.indices.iter()) {
-            *o = emoji(i).ok_or(LinkError::CorruptEmojiList)?;
-        }
-        Ok(out)
-    }
-
-    /// All 21 emoji (the extended view).
-    pub fn extended(&self) -> Result<[(&'static str, &'static str); SAS_EXTENDED_LEN], LinkError> {
-        let mut out = [("", ""); SAS_EXTENDED_LEN];
-        for (o, &i) in out.iter_mut().zip(self.indices.iter()) {
-            *o = emoji(i).ok_or(LinkError::CorruptEmojiList)?;
-        }
-        Ok(out)
-    }
-}
-
-/// The 16-byte Argon2id seed of the SAS over the link-request plaintext `m`.
-pub fn sas_seed(m: &[u8]) -> Result<[u8; 16], LinkError> {
-    use argon2::{Algorithm, Argon2, Params, Version};
-    let salt = blake2b_16(None, SAS_SALT_PERS, &[m]);
-    let params = Params::new(
-        SAS_ARGON2_MEMORY_KIB,
-        SAS_ARGON2_PASSES,
-        SAS_ARGON2_LANES,
-        Some(16),
-    )
-    .map_err(|_| LinkError::Argon2)?;
-    let mut out = [0u8; 16];
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(m, &salt, &mut out)
-        .map_err(|_| LinkError::Argon2)?;
-    Ok(out)
-}
-
-/// The emoji indices of a 16-byte seed (128-bit little-endian integer, 6 bits each).
-pub fn sas_from_seed(seed: &[u8; 16]) -> Sas {
-    let v = u128::from_le_bytes(*seed);
-    let mut indices = [0u8; SAS_EXTENDED_LEN];
-    for (j, idx) in indices.iter_mut().enumerate() {
-        *idx = ((v >> (6 * j)) & 0x3f) as u8;
-    }
-    Sas { indices }
-}
-
-/// The SAS of a link-request plaintext `m` (Argon2id: 16 MiB, 2 passes).
-///
-/// ```no_run
-/// use session_ratchet::session_v2::link;
-/// let sas = link::sas(b"d1:I32:...e")?;
-/// println!("{:?}", sas.short()?);
-/// # Ok::<(), link::LinkError>(())
-/// ```
-pub fn sas(m: &[u8]) -> Result<Sas, LinkError> {
-    Ok(sas_from_seed(&sas_seed(m)?))
-}
-
-/// Emoji `index` (0–63) of the Matrix SAS list and its description.
-pub fn emoji(index: u8) -> Option<(&'static str, &'static str)> {
-    let mut rest = EMOJI_JSON;
-    let mut n = 0u8;
-    loop {
-        let e_at = rest.find("\"emoji\"")?;
-        rest = rest.get(e_at + 7..)?;
-        let emoji = quoted_value(rest)?;
-        let d_at = rest.find("\"description\"")?;
-        rest = rest.get(d_at + 13..)?;
-        let description = quoted_value(rest)?;
-        if n == index {
-            return Some((emoji, description));
-        }
-        n = n.checked_add(1)?;
-    }
-}
-
-/// The string after `: "` up to the next `"` (the list has no escapes).
-fn quoted_value(s: &str) -> Option<&str> {
-    let start = s.find('"')? + 1;
-    let tail = s.get(start..)?;
-    let end = tail.find('"')?;
-    tail.get(..end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emoji_list() {
-        assert_eq!(emoji(0), Some(("🐶", "Dog")));
-        assert_eq!(emoji(63), Some(("📌", "Pin")));
-        assert_eq!(emoji(64), None);
-        for i in 0..64 {
-            assert!(emoji(i).is_some());
-        }
-    }
-
-    #[test]
-    fn sas_bit_layout() {
-        // Index 10 straddles the two 64-bit halves (bits 60..65).
-        let mut seed = [0u8; 16];
-        seed[7] = 0xf0; // bits 60..63 = 1111
-        seed[8] = 0x03; // bits 64..65 = 11
-        let s = sas_from_seed(&seed);
-        assert_eq!(s.indices[10], 63);
-        assert_eq!(s.indices[9], 0);
-        assert_eq!(s.indices[11], 0);
-        let s = sas_from_seed(&[0xff; 16]);
-        assert!(s.indices.iter().all(|&i| i == 63));
-    }
 }

@@ -1,16 +1,12 @@
 //! Internal primitives shared by the Session v2 submodules (spec §9.2).
 //!
-//! This module owns the thin wrappers over BLAKE2b (keyed and personalised,
-//! libsodium `crypto_generichash_blake2b_salt_personal` semantics), SHAKE256
-//! key expansion, raw XChaCha20 and XChaCha20-Poly1305, Ed25519 verification
+//! This module owns the thin wrappers over SHAKE256 key expansion, raw XChaCha20 and XChaCha20-Poly1305, Ed25519 verification
 //! with libsodium's acceptance rules, and the unbiased shuffle used for slot
-//! padding. None of it is public: every caller is a Session v2 format.
+//! padding, and re-exports the crate's BLAKE2b wrapper (`crate::kdf`, keyed and
+//! personalised). None of it is public: every caller is a Session v2 format.
 #![deny(clippy::integer_division_remainder_used)]
 
 use alloc::vec::Vec;
-use blake2::Blake2bMac;
-use blake2::digest::FixedOutput;
-use blake2::digest::consts::{U2, U8, U16, U24, U32, U64};
 use chacha20::XChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::AeadInOut;
@@ -26,62 +22,12 @@ pub(crate) const AEAD_TAG_LEN: usize = 16;
 /// Length of an XChaCha20 nonce.
 pub(crate) const XNONCE_LEN: usize = 24;
 
-macro_rules! blake2b_fn {
-    ($(#[$doc:meta])* $name:ident, $size:ty, $n:expr) => {
-        $(#[$doc])*
-        pub(crate) fn $name(key: Option<&[u8]>, pers: &[u8; 16], parts: &[&[u8]]) -> [u8; $n] {
-            // A key is at most 64 bytes; every caller passes a 32- or 33-byte key,
-            // so the error arm is unreachable. It still yields a defined value
-            // (the unkeyed hash would be wrong, so hash the key as data instead
-            // would also be wrong): callers never reach it, and tests pin the
-            // outputs, so an all-zero result would be caught immediately.
-            let mut out = [0u8; $n];
-            if let Ok(mut mac) = Blake2bMac::<$size>::new_with_salt_and_personal(key, &[], pers) {
-                for part in parts {
-                    mac.update(part);
-                }
-                out.copy_from_slice(&mac.finalize_fixed());
-            }
-            out
-        }
-    };
-}
-
-blake2b_fn!(
-    /// BLAKE2b with a 2-byte output.
-    blake2b_2, U2, 2
-);
-blake2b_fn!(
-    /// BLAKE2b with an 8-byte output.
-    blake2b_8, U8, 8
-);
-blake2b_fn!(
-    /// BLAKE2b with a 16-byte output.
-    blake2b_16, U16, 16
-);
-blake2b_fn!(
-    /// BLAKE2b with a 24-byte output.
-    blake2b_24, U24, 24
-);
-blake2b_fn!(
-    /// BLAKE2b with a 32-byte output.
-    blake2b_32, U32, 32
-);
-blake2b_fn!(
-    /// BLAKE2b with a 64-byte output.
-    blake2b_64, U64, 64
-);
-
-/// Unkeyed, unpersonalised BLAKE2b with a 32-byte output (libsodium
-/// `crypto_generichash` with no key).
-pub(crate) fn blake2b_32_plain(parts: &[&[u8]]) -> [u8; 32] {
-    blake2b_32(None, &[0u8; 16], parts)
-}
-
-/// Unpersonalised keyed BLAKE2b with a 24-byte output.
-pub(crate) fn blake2b_24_keyed(key: &[u8], parts: &[&[u8]]) -> [u8; 24] {
-    blake2b_24(Some(key), &[0u8; 16], parts)
-}
+// The BLAKE2b wrapper is shared with the emoji SAS of device linking, which
+// does not need this feature; it lives in `crate::kdf`.
+pub(crate) use crate::kdf::{
+    blake2b_2, blake2b_8, blake2b_16, blake2b_24, blake2b_24_keyed, blake2b_32, blake2b_32_plain,
+    blake2b_64,
+};
 
 /// `SHAKE256(domain || seed)`, squeezed into `outs` in order.
 pub(crate) fn shake256_squeeze(domain: &[u8], seed: &[u8], outs: &mut [&mut [u8]]) {
@@ -195,23 +141,6 @@ pub(crate) const fn round_up_to_4(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // Known answers computed with Python's hashlib.blake2b (same parameter
-    // block as libsodium's crypto_generichash_blake2b_salt_personal).
-    #[test]
-    fn blake2b_matches_hashlib() {
-        // hashlib.blake2b(b"abc", digest_size=16, key=bytes(range(32)), person=b"SessionDevKicked")
-        let key: Vec<u8> = (0u8..32).collect();
-        assert_eq!(
-            hex::encode(blake2b_16(Some(&key), b"SessionDevKicked", &[b"a", b"bc"])),
-            "3a5aa59e1aaea5e079cca71e2637e012"
-        );
-        // hashlib.blake2b(b"abc", digest_size=32) (unkeyed, no persona)
-        assert_eq!(
-            hex::encode(blake2b_32_plain(&[b"abc"])),
-            "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319"
-        );
-    }
 
     #[test]
     fn permutation_is_a_permutation() {

@@ -20,6 +20,7 @@ pub mod devices;
 pub mod envelope;
 pub mod handshake;
 pub mod kem;
+pub mod link;
 pub mod ratchet;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("ratchet", ratchet::vectors()),
         ("devices", devices::vectors()),
         ("envelope", envelope::vectors()),
+        ("link", link::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));

@@ -6,8 +6,8 @@ number of vectors the published file holds). To add a layer, add a module
 and list it here.
 """
 
-from layers import devices, envelope, handshake, kem, ratchet, session_v2, stored_session
+from layers import devices, envelope, handshake, kem, link, ratchet, session_v2, stored_session
 
-MODULES = (kem, handshake, session_v2, ratchet, stored_session, devices, envelope)
+MODULES = (kem, handshake, session_v2, ratchet, stored_session, devices, link, envelope)
 
 LAYERS = {m.LAYER: m for m in MODULES}
