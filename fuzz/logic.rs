@@ -52,6 +52,10 @@ use session_ratchet::session_v2::identity::{Identity, SessionId, ed25519_pk_to_x
 use session_ratchet::session_v2::{dm, link};
 use std::sync::OnceLock;
 
+#[path = "sessions_logic.rs"]
+mod sessions_logic;
+pub use sessions_logic::{multidevice, sessions_decrypt};
+
 /// Associated data every fixture message is sent with.
 pub const AD: &[u8] = b"fuzz";
 
@@ -71,6 +75,8 @@ pub const TARGETS: &[&str] = &[
     "prekey_record",
     "stored_prekeys",
     "envelope",
+    "sessions_decrypt",
+    "multidevice",
 ];
 
 /// Runs target `name` on `data` (the corpus replay test's entry point).
@@ -90,6 +96,8 @@ pub fn run(name: &str, data: &[u8]) {
         "prekey_record" => prekey_record(data),
         "stored_prekeys" => stored_prekeys(data),
         "envelope" => envelope(data),
+        "sessions_decrypt" => sessions_decrypt(data),
+        "multidevice" => multidevice(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -1434,6 +1442,8 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("prekey_record", record_fixture().seeds.clone()),
         ("stored_prekeys", stored_prekeys_seeds()),
         ("envelope", envelope_seeds()),
+        ("sessions_decrypt", sessions_logic::sessions_decrypt_seeds()),
+        ("multidevice", sessions_logic::multidevice_seeds()),
     ]
 }
 

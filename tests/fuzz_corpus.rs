@@ -102,6 +102,8 @@ replay_tests!(
     prekey_record,
     stored_prekeys,
     envelope,
+    sessions_decrypt,
+    multidevice,
 );
 
 /// The fuzzing-only AEAD weakening (`src/aead.rs`) is absent from normal
