@@ -1,6 +1,8 @@
-//! A short, readable run of session-ratchet between two devices: the hybrid
-//! handshake, then a conversation over the hybrid double ratchet with a lost
-//! and a late message and a completed post-quantum epoch.
+//! A short, readable run of session-ratchet: the hybrid handshake between
+//! two devices, a conversation over the hybrid double ratchet with a lost and
+//! a late message and completed post-quantum epochs, then two accounts with
+//! several devices: a laptop linked with the emoji SAS, fan-out envelopes,
+//! and a revocation.
 //!
 //! `cargo run --release --example demo`
 //!
@@ -9,12 +11,22 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use session_ratchet::account::Account;
+use session_ratchet::device::link::{LinkGrant, LinkInitiator, PendingLink};
+use session_ratchet::device::list::{
+    ClientVersion, DeviceEntry, DeviceId, DeviceListDraft, Platform, SignedDeviceList,
+    VerifiedDeviceList,
+};
+use session_ratchet::device::record::PrekeyRecord;
+use session_ratchet::device::sas::Sas;
 use session_ratchet::dh::X25519_KEY_LEN;
+use session_ratchet::envelope::Envelope;
 use session_ratchet::handshake::{self, PrekeyMessage};
 use session_ratchet::identity::{DeviceIdentity, SIGNATURE_LEN};
 use session_ratchet::kem::{MLKEM_CIPHERTEXT_LEN, MLKEM_PUBLIC_KEY_LEN};
 use session_ratchet::prekey::{PrekeyBundle, PrekeyStore};
 use session_ratchet::ratchet::{RatchetError, Session};
+use session_ratchet::sessions::{SessionManager, SessionsError};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -120,7 +132,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => println!("\nReplaying Alice's first message: accepted (unexpected!)"),
     }
 
-    conversation(&mut rng, &alice, &bob, &mut bob_store)
+    conversation(&mut rng, &alice, &bob, &mut bob_store)?;
+    multi_device(&mut rng)
 }
 
 /// A conversation over the double ratchet.
@@ -222,6 +235,242 @@ fn conversation(
     println!(
         "  Every message is a multiple of {} bytes on the wire.",
         a.padding().bucket()
+    );
+    Ok(())
+}
+
+fn emoji(sas: &Sas) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(sas
+        .short()?
+        .iter()
+        .map(|(e, name)| format!("{e} {name}"))
+        .collect::<Vec<_>>()
+        .join("  "))
+}
+
+/// Envelope size and slot count, for printing.
+fn shape(envelope: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+    let e = Envelope::from_bytes(envelope)?;
+    Ok(format!(
+        "{} bytes, {} slots of {} bytes",
+        e.len(),
+        e.slot_count(),
+        e.body_len()
+    ))
+}
+
+/// Two accounts. Alice has a phone and links a laptop (emoji SAS); every
+/// message reaches every device in one envelope; then the laptop is revoked.
+fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n--- Multi-device: Alice's phone and laptop, Bob's phone ---");
+    let v = ClientVersion {
+        major: 1,
+        minor: 0,
+        patch: 0,
+    };
+    let mut now = 1_767_225_600; // 2026-01-01
+
+    // An account with one device; the device's manager holds everything it
+    // needs to talk to every device of every contact.
+    let (alice_account, _) = Account::generate(rng);
+    let (bob_account, _) = Account::generate(rng);
+    let mut first_device =
+        |rng: &mut ChaCha20Rng,
+         account: &Account,
+         name: &str|
+         -> Result<(SessionManager, SignedDeviceList), Box<dyn std::error::Error>> {
+            let identity = DeviceIdentity::generate(rng);
+            let id = DeviceId::generate(rng);
+            let mut draft = DeviceListDraft::first(account);
+            draft.add_device(DeviceEntry::new(
+                id,
+                *identity.public(),
+                Platform::Android,
+                name,
+                v,
+                now,
+            ))?;
+            let list = draft.sign(account)?;
+            let held =
+                VerifiedDeviceList::trust_first_with_key(list.clone(), &account.public_key())?;
+            let store = PrekeyStore::new(rng, &identity);
+            Ok((SessionManager::new(identity, id, held, store)?, list))
+        };
+    let (mut alice_phone, alice_v1) = first_device(rng, &alice_account, "Alice's phone")?;
+    let (mut bob_phone, bob_v1) = first_device(rng, &bob_account, "Bob's phone")?;
+    println!("Alice is {}", alice_account.session_id());
+    println!("Bob   is {}", bob_account.session_id());
+    // Each learns the other's device list, checked against the Session ID.
+    alice_phone.add_contact(VerifiedDeviceList::trust_first(
+        bob_v1.clone(),
+        &bob_account.session_id(),
+    )?)?;
+    bob_phone.add_contact(VerifiedDeviceList::trust_first(
+        alice_v1,
+        &alice_account.session_id(),
+    )?)?;
+
+    // Alice links her laptop: it shows a QR code with its request, the
+    // phone scans it and answers; both derive the SAS from the transcript.
+    let laptop = DeviceIdentity::generate(rng);
+    let (initiator, request) =
+        LinkInitiator::start(rng, &laptop, Platform::Desktop, "Alice's laptop", v);
+    let (pending, response) =
+        PendingLink::respond(rng, alice_phone.identity(), &alice_account, &request)?;
+    let awaiting = initiator.receive_response(&response)?;
+    println!(
+        "Linking the laptop: request {} bytes, response {} bytes (X-Wing: X25519 + ML-KEM-768)",
+        request.to_bytes().len(),
+        response.to_bytes().len()
+    );
+    println!("  phone shows   {}", emoji(pending.sas())?);
+    println!("  laptop shows  {}", emoji(awaiting.sas())?);
+    let same = pending.sas() == awaiting.sas();
+    println!(
+        "  the user compares them: {}",
+        if same {
+            "the same, approve"
+        } else {
+            "DIFFERENT, reject"
+        }
+    );
+    if !same {
+        return Err("SAS mismatch".into());
+    }
+    now += 60;
+    let (payload, alice_v2) = pending
+        .approve(
+            rng,
+            &alice_account,
+            alice_phone.own_list(),
+            now,
+            LinkGrant::ShareAccountSeed,
+            &alice_phone.contacts(),
+        )
+        .map_err(|e| e.error)?;
+    alice_phone.update_device_list(&alice_v2, &[])?;
+    let linked = awaiting.open_payload(&payload)?;
+    println!(
+        "  approved: device list v{} ({} bytes) lists {} devices; payload {} bytes",
+        alice_v2.version(),
+        alice_v2.to_bytes().len(),
+        alice_v2.devices().len(),
+        payload.to_bytes().len()
+    );
+    let laptop_store = PrekeyStore::new(rng, &laptop);
+    let laptop_id = linked.device_id;
+    let mut alice_laptop = SessionManager::new(laptop, laptop_id, linked.list, laptop_store)?;
+    println!(
+        "  the laptop holds the account key: {}; contacts handed over: {}",
+        linked.account.is_some(),
+        linked.contacts.len()
+    );
+    // The laptop has no sessions: it learns Bob's list and starts fresh ones.
+    alice_laptop.add_contact(VerifiedDeviceList::trust_first(
+        bob_v1,
+        &bob_account.session_id(),
+    )?)?;
+
+    // Both accounts publish prekey records (one slot per device, padded to 4).
+    let publish = |rng: &mut ChaCha20Rng,
+                   list: &VerifiedDeviceList,
+                   devices: &[&SessionManager]|
+     -> Result<PrekeyRecord, Box<dyn std::error::Error>> {
+        let bundles = devices
+            .iter()
+            .map(|d| d.bundle())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PrekeyRecord::build(rng, list, &bundles)?)
+    };
+    let alice_record = publish(
+        rng,
+        &alice_phone.own_list().clone(),
+        &[&alice_phone, &alice_laptop],
+    )?;
+    let bob_record = publish(rng, &bob_phone.own_list().clone(), &[&bob_phone])?;
+    println!(
+        "Prekey records: Alice {} bytes ({} slots), Bob {} bytes ({} slots)",
+        alice_record.to_bytes().len(),
+        alice_record.slot_count(),
+        bob_record.to_bytes().len(),
+        bob_record.slot_count()
+    );
+    let (ak, bk) = (alice_account.public_key(), bob_account.public_key());
+    bob_phone.update_device_list(&alice_v2, &[])?;
+    for d in [&mut alice_phone, &mut alice_laptop] {
+        d.add_prekey_record(&ak, &alice_record)?;
+        d.add_prekey_record(&bk, &bob_record)?;
+    }
+    bob_phone.add_prekey_record(&ak, &alice_record)?;
+
+    // Bob writes once; the envelope holds a slot for each of Alice's devices.
+    now += 60;
+    let out = bob_phone.encrypt(rng, &ak, b"Hi Alice, got your new laptop?", now)?;
+    let env = &out.envelopes[0];
+    println!(
+        "Bob -> Alice: one envelope, {} ({} new sessions)",
+        shape(env)?,
+        out.sessions_started
+    );
+    for (name, device) in [("phone", &mut alice_phone), ("laptop", &mut alice_laptop)] {
+        let got = device.decrypt(env)?;
+        println!(
+            "  Alice's {name:<6} reads {:?}",
+            String::from_utf8_lossy(&got.content)
+        );
+    }
+    now += 60;
+    let out = alice_laptop.encrypt(rng, &bk, b"Yes! Writing from it now.", now)?;
+    let env = &out.envelopes[0];
+    println!(
+        "Alice's laptop -> Bob: {} (Bob's phone and Alice's phone)",
+        shape(env)?
+    );
+    let got = bob_phone.decrypt(env)?;
+    println!(
+        "  Bob reads            {:?}",
+        String::from_utf8_lossy(&got.content)
+    );
+    let copy = alice_phone.decrypt(env)?;
+    println!(
+        "  Alice's phone files a copy under the conversation with Bob: {}",
+        copy.conversation == bk
+    );
+
+    // The laptop is stolen. The phone revokes it; Bob accepts the new list.
+    now += 3600;
+    let v3 = alice_phone.revoke_device(&alice_account, &laptop_id, now)?;
+    let change = bob_phone.update_device_list(&v3, &[])?;
+    println!(
+        "The laptop is stolen: the phone publishes device list v{} (laptop tombstoned); Bob drops {} device",
+        v3.version(),
+        change.removed.len()
+    );
+    now += 60;
+    let out = bob_phone.encrypt(rng, &ak, b"Sorry about the laptop.", now)?;
+    let env = &out.envelopes[0];
+    println!(
+        "  Bob -> Alice: {}; phone reads {:?}",
+        shape(env)?,
+        String::from_utf8_lossy(&alice_phone.decrypt(env)?.content)
+    );
+    match alice_laptop.decrypt(env) {
+        Err(SessionsError::NotARecipient) => {
+            println!("  the stolen laptop finds no slot for itself: NotARecipient")
+        }
+        other => println!("  the stolen laptop: {other:?} (unexpected!)"),
+    }
+    let forged = alice_laptop.encrypt(rng, &bk, b"Send me the files again?", now)?;
+    match bob_phone.decrypt(&forged.envelopes[0]) {
+        Err(e @ SessionsError::RevokedSender { .. }) => {
+            println!("  the thief writes to Bob: rejected ({e})")
+        }
+        other => println!("  the thief writes to Bob: {other:?} (unexpected!)"),
+    }
+    println!(
+        "Stored device state: Alice's phone {} bytes, Bob's phone {} bytes",
+        alice_phone.to_stored().len(),
+        bob_phone.to_stored().len()
     );
     Ok(())
 }
