@@ -38,6 +38,8 @@ pub const MAX_SIGNED_PREKEYS: usize = 3;
 pub const MAX_LAST_RESORT_PREKEYS: usize = 3;
 /// One-time prekeys of each kind held at once.
 pub const MAX_ONE_TIME_PREKEYS: usize = 1_000;
+/// Prekey ids skipped by [`PrekeyStore::restart_after_restore`] (2^20).
+pub const RESTORE_ID_JUMP: PrekeyId = 1 << 20;
 /// Initiator base keys remembered per last-resort prekey for replay
 /// detection. When full, handshakes with that key fail with
 /// [`crate::handshake::HandshakeError::LastResortPrekeyExhausted`] until the
@@ -495,6 +497,33 @@ impl PrekeyStore {
         let _ = store.rotate_signed_prekey(rng, identity);
         let _ = store.rotate_last_resort_prekey(rng, identity);
         store
+    }
+
+    /// After this store was restored from a backup: deletes every prekey it
+    /// holds (the backup's replay records are out of date, so a replayed
+    /// prekey message would be accepted again), skips
+    /// [`RESTORE_ID_JUMP`] ids (the lost, newer state may have issued ids
+    /// past the backup's counter, and an id must never name two keys), and
+    /// creates a new signed and a new last-resort prekey. Peers that started
+    /// sessions with the old prekeys fail; the restored device heals them
+    /// (spec §8.8). Publish the new bundle.
+    pub fn restart_after_restore<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        identity: &DeviceIdentity,
+    ) -> Result<(), PrekeyError> {
+        let next = self
+            .next_id
+            .checked_add(RESTORE_ID_JUMP)
+            .ok_or(PrekeyError::IdsExhausted)?;
+        self.signed.clear();
+        self.last_resort.clear();
+        self.one_time.clear();
+        self.one_time_kem.clear();
+        self.next_id = next;
+        self.rotate_signed_prekey(rng, identity)?;
+        self.rotate_last_resort_prekey(rng, identity)?;
+        Ok(())
     }
 
     fn take_id(&mut self) -> Result<PrekeyId, PrekeyError> {

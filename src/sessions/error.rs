@@ -34,6 +34,14 @@ pub enum SessionsError {
     },
     /// The conversation has no active device to send to.
     NoRecipients,
+    /// The content is longer than [`super::MAX_CONTENT_LEN`]; nothing
+    /// changed. Send it as an attachment.
+    ContentTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// This device was removed from its account's device list: it may no
     /// longer send, and other devices no longer encrypt to it.
     ThisDeviceRevoked,
@@ -138,6 +146,10 @@ impl fmt::Display for SessionsError {
                 devices.len()
             ),
             Self::NoRecipients => f.write_str("the conversation has no active device"),
+            Self::ContentTooLong { len, max } => write!(
+                f,
+                "content of {len} bytes exceeds {max}; send it as an attachment"
+            ),
             Self::ThisDeviceRevoked => {
                 f.write_str("this device was removed from its account and may not send")
             }

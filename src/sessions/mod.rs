@@ -93,6 +93,10 @@ use set::{Entry, SessionSet, Used};
 
 /// Contacts one device holds at most.
 pub const MAX_CONTACTS: usize = 4096;
+/// Longest content one message carries (12 KiB): with a routing header and
+/// a first message (handshake header, PQ bootstrap key), a slot then still
+/// fits the envelope's payload limit. Larger content goes as an attachment.
+pub const MAX_CONTENT_LEN: usize = 12 * 1024;
 
 /// An account as one device knows it: its accepted device list, the prekey
 /// bundles of its devices, and this device's sessions with them.
@@ -169,6 +173,10 @@ pub struct Received {
     /// The sender holds a newer device list of its own account than this
     /// device: fetch it.
     pub sender_list_newer: bool,
+    /// The sender (a contact) used an older version of this account's device
+    /// list than this device holds, so it may still be writing to a revoked
+    /// device: make sure the newer list reaches it (spec §8.3).
+    pub recipient_list_outdated: bool,
 }
 
 impl fmt::Debug for Received {
@@ -534,6 +542,12 @@ impl SessionManager {
         if self.is_revoked() {
             return Err(SessionsError::ThisDeviceRevoked);
         }
+        if content.len() > MAX_CONTENT_LEN {
+            return Err(SessionsError::ContentTooLong {
+                len: content.len(),
+                max: MAX_CONTENT_LEN,
+            });
+        }
         if targets.is_empty() {
             return Err(SessionsError::NoRecipients);
         }
@@ -569,10 +583,14 @@ impl SessionManager {
             let peer = self.peer_mut(&t.account)?;
             let set = peer.sessions.entry(t.device).or_default();
             let created = set.next_created(now);
-            set.install(Entry {
+            // A restart with a device this one already had sessions with (or
+            // any session a healing call starts) is a healing session.
+            let heal = kind == ContentKind::Heal || set.len() > 0;
+            set.install_own(Entry {
                 session,
                 created,
                 stale: false,
+                heal,
             });
         }
         // Encrypt one slot payload per target.
@@ -590,10 +608,10 @@ impl SessionManager {
                 .sessions
                 .get_mut(&t.device)
                 .ok_or(SessionsError::Internal)?;
-            let created = set
+            let (created, heal) = set
                 .active
                 .as_ref()
-                .map(|a| a.created)
+                .map(|a| (a.created, a.heal))
                 .ok_or(SessionsError::Internal)?;
             let routing = Routing {
                 sender_account: own_key,
@@ -602,6 +620,7 @@ impl SessionManager {
                 sender_list_version: own_version,
                 conversation_list_version: conversation_version,
                 session_created: created,
+                session_heal: heal,
                 kind,
             };
             let header = routing.to_bytes();
@@ -649,6 +668,7 @@ impl SessionManager {
         }
         let header = routing.to_bytes();
         let ad = routing::associated_data(&header, &own_key, &self.device_id);
+        let own_version = self.own.list.list().version();
         let identity = &self.identity;
         let prekeys = &mut self.prekeys;
         let peer = if is_own {
@@ -713,10 +733,11 @@ impl SessionManager {
                     peer.sessions
                         .entry(routing.sender_device)
                         .or_default()
-                        .install(Entry {
+                        .install_received(Entry {
                             session,
                             created: routing.session_created,
                             stale: false,
+                            heal: routing.session_heal,
                         });
                     new_session = true;
                     content
@@ -751,6 +772,7 @@ impl SessionManager {
             content,
             new_session,
             sender_list_newer: routing.sender_list_version > held_version,
+            recipient_list_outdated: !is_own && routing.conversation_list_version < own_version,
         })
     }
 

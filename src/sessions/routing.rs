@@ -17,7 +17,9 @@ use alloc::vec::Vec;
 /// Format byte of this routing header.
 const ROUTING_FORMAT: u8 = 0x01;
 /// Length of the routing header.
-pub(crate) const ROUTING_LEN: usize = 1 + 32 + 32 + 32 + 8 + 8 + 8 + 1;
+pub(crate) const ROUTING_LEN: usize = 1 + 32 + 32 + 32 + 8 + 8 + 8 + 1 + 1;
+/// `session_flags` bit: the session is a healing session (spec §8.8).
+const SESSION_HEAL: u8 = 0x01;
 
 /// What a slot carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +58,7 @@ pub(crate) struct Routing {
     pub(crate) sender_list_version: u64,
     pub(crate) conversation_list_version: u64,
     pub(crate) session_created: u64,
+    pub(crate) session_heal: bool,
     pub(crate) kind: ContentKind,
 }
 
@@ -69,6 +72,7 @@ impl Routing {
         out.extend_from_slice(&self.sender_list_version.to_be_bytes());
         out.extend_from_slice(&self.conversation_list_version.to_be_bytes());
         out.extend_from_slice(&self.session_created.to_be_bytes());
+        out.push(if self.session_heal { SESSION_HEAL } else { 0 });
         out.push(self.kind.to_byte());
         out
     }
@@ -109,6 +113,13 @@ impl Routing {
         let sender_list_version = u64_of(take(8, "sender list version")?)?;
         let conversation_list_version = u64_of(take(8, "conversation list version")?)?;
         let session_created = u64_of(take(8, "session created")?)?;
+        let flags = take(1, "session flags")?.first().copied().unwrap_or(0xff);
+        if flags & !SESSION_HEAL != 0 {
+            return Err(SessionsError::Wire(WireError::InvalidFlags {
+                field: "session flags",
+                flags,
+            }));
+        }
         let kind = take(1, "content kind")?
             .first()
             .copied()
@@ -124,6 +135,7 @@ impl Routing {
                 sender_list_version,
                 conversation_list_version,
                 session_created,
+                session_heal: flags & SESSION_HEAL != 0,
                 kind,
             },
             message,

@@ -2,22 +2,28 @@
 //! pick the active one (spec §8.6.2).
 //!
 //! ```text
-//!                 install (rank higher)            decrypt ok in archived S,
-//!   (none) ──────────────────────────► active ◄── S not stale, rank(S) > rank(active)
-//!                                        │
-//!      install (rank lower) / displaced  │ restore from backup (stale)
-//!                                        ▼
-//!                                    archived (≤ MAX_ARCHIVED_SESSIONS,
-//!                                    most recently useful first; the
-//!                                    least recently useful is dropped)
+//!            install: preferred, or a peer's healing session
+//!   (none) ─────────────────────────────────────────► active ◄── decrypt ok in archived S,
+//!                                                       │         S not stale and preferred
+//!      install: not preferred / displaced               │
+//!      (displaced by a healing session: stale)          │ restore from backup (stale)
+//!                                                       ▼
+//!                                 archived (≤ MAX_ARCHIVED_SESSIONS, most
+//!                                 recently installed or useful first; the
+//!                                 last one is dropped)
 //! ```
 //!
-//! A session's rank is `(created, reverse transcript hash)`: the later
-//! creation time wins, and on equal times the smaller transcript hash. Both
-//! devices of a pair know both values of every session they share (the
-//! creation time travels, authenticated, with every message), so once both
-//! have seen the same sessions they pick the same active one, whatever the
-//! order of delivery (simultaneous initiation converges).
+//! A session is *preferred* over another by the key
+//! `(heal, created, reverse transcript hash)`: a healing session (started by
+//! a device that already had sessions with the peer) before a first-contact
+//! one, then the later creation time, then the smaller transcript hash.
+//! Both devices of a pair know all three values of every session they share
+//! (the initiator fixes `heal` and `created`, and they travel, authenticated,
+//! with every message), so they order sessions identically. A healing
+//! session received from the peer becomes active even if not preferred —
+//! the peer says it lost the others — unless this device's own healing
+//! session to the peer is still unanswered (both healed at once: the order
+//! decides). The sessions it displaces become stale.
 
 use crate::dh::X25519PublicKey;
 use crate::ratchet::{RatchetError, Session};
@@ -33,17 +39,27 @@ pub(crate) struct Entry {
     pub(crate) session: Session,
     /// Creation time chosen by the initiator (seconds; spec §8.6.2).
     pub(crate) created: u64,
-    /// Restored from a backup: may decrypt, never sends, never becomes active.
+    /// Restored from a backup, or superseded by a peer's healing session:
+    /// may decrypt, never sends, never becomes active again.
     pub(crate) stale: bool,
+    /// Started by a device that already had sessions with the peer
+    /// (spec §8.8); fixed by the initiator, carried in every message.
+    pub(crate) heal: bool,
 }
 
 impl Entry {
-    fn outranks(&self, other: &Entry) -> bool {
-        match self.created.cmp(&other.created) {
+    /// Whether this session is preferred over `other` (spec §8.6.2).
+    pub(crate) fn preferred_to(&self, other: &Entry) -> bool {
+        match (self.heal, self.created).cmp(&(other.heal, other.created)) {
             Ordering::Greater => true,
             Ordering::Less => false,
             Ordering::Equal => self.session.transcript_hash() < other.session.transcript_hash(),
         }
+    }
+
+    /// A healing session this device started that the peer has not answered.
+    fn unanswered_own_heal(&self) -> bool {
+        self.heal && self.session.is_initiating()
     }
 }
 
@@ -76,20 +92,38 @@ impl SessionSet {
         now.max(self.latest_created.saturating_add(1))
     }
 
-    /// Adds a session: it becomes active if it outranks the active one;
-    /// the other goes to the archive.
-    pub(crate) fn install(&mut self, entry: Entry) {
+    /// Adds a session this device started: it becomes active. If it is a
+    /// healing session, every other session with the peer becomes stale.
+    pub(crate) fn install_own(&mut self, entry: Entry) {
         self.latest_created = self.latest_created.max(entry.created);
-        match self.active.take() {
-            None => self.active = Some(entry),
-            Some(active) if entry.outranks(&active) => {
-                self.archive(active);
-                self.active = Some(entry);
-            }
-            Some(active) => {
-                self.active = Some(active);
-                self.archive(entry);
-            }
+        if entry.heal {
+            self.mark_stale();
+        } else if let Some(active) = self.active.take() {
+            self.archive(active);
+        }
+        self.active = Some(entry);
+    }
+
+    /// Adds a session created by the peer's prekey message (rule 1 of spec
+    /// §8.6.2): a healing session becomes active (the others stale) unless
+    /// this device's own healing session is still unanswered; otherwise the
+    /// preferred of the two is active and the other is archived.
+    pub(crate) fn install_received(&mut self, entry: Entry) {
+        self.latest_created = self.latest_created.max(entry.created);
+        let Some(active) = self.active.take() else {
+            self.active = Some(entry);
+            return;
+        };
+        if entry.heal && !active.unanswered_own_heal() {
+            self.active = Some(active);
+            self.mark_stale();
+            self.active = Some(entry);
+        } else if entry.preferred_to(&active) {
+            self.archive(active);
+            self.active = Some(entry);
+        } else {
+            self.active = Some(active);
+            self.archive(entry);
         }
     }
 
@@ -115,7 +149,8 @@ impl SessionSet {
     /// Tries the active session, then each archived one (at most
     /// `1 + MAX_ARCHIVED_SESSIONS` attempts; each leaves its session unchanged
     /// on failure). An archived session that decrypts moves to the front of
-    /// the archive, and becomes active if it may send and outranks the active one.
+    /// the archive, and becomes active if it is not stale and is preferred
+    /// to the active one.
     pub(crate) fn decrypt(
         &mut self,
         bytes: &[u8],
@@ -147,7 +182,7 @@ impl SessionSet {
         let promote = !entry.stale
             && match &self.active {
                 None => true,
-                Some(a) => entry.outranks(a),
+                Some(a) => entry.preferred_to(a),
             };
         if promote {
             if let Some(old) = self.active.take() {
@@ -161,8 +196,9 @@ impl SessionSet {
         Ok((plaintext, Used::Archived { promoted: promote }))
     }
 
-    /// After a restore from backup: no held session may send again (its
-    /// chain keys may already have been used by the lost, newer state).
+    /// After a restore from backup (no held session may send again: its
+    /// chain keys may already have been used by the lost, newer state), and
+    /// when a healing session supersedes the others.
     pub(crate) fn mark_stale(&mut self) {
         if let Some(a) = self.active.take() {
             self.archived.push_front(a);

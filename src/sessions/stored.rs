@@ -102,7 +102,7 @@ fn write_peer(w: &mut Writer, peer: &Peer) {
         w.u8(u8::try_from(set.archived.len()).unwrap_or(u8::MAX));
         for e in set.active.iter().chain(set.archived.iter()) {
             w.u64(e.created);
-            w.u8(u8::from(e.stale));
+            w.u8(u8::from(e.stale) | (u8::from(e.heal) << 1));
             write_part(w, e.session.to_stored().as_bytes());
         }
     }
@@ -176,7 +176,8 @@ fn read_peer(
         )?;
         for i in 0..usize::from(has_active) + archived {
             let created = r.u64("created")?;
-            let stale = r.flags(0x01, "stale")? == 1;
+            let flags = r.flags(0x03, "session flags")?;
+            let (stale, heal) = (flags & 1 != 0, flags & 2 != 0);
             let session =
                 Session::from_stored(&StoredSession::from_bytes(read_part(r, "session")?))
                     .map_err(|_| bad())?;
@@ -184,6 +185,7 @@ fn read_peer(
                 session,
                 created,
                 stale,
+                heal,
             };
             if i == 0 && has_active {
                 if stale {
@@ -249,9 +251,10 @@ impl SessionManager {
 
     /// Loads a device from a backup (spec §8.8): like
     /// [`SessionManager::from_stored`], but no stored session may send again
-    /// (the lost, newer state may already have used its chain keys), and the
-    /// signed and last-resort prekeys are rotated (the lost state may have
-    /// rotated them too, and peers may hold bundles this backup never saw).
+    /// (the lost, newer state may already have used its chain keys), and
+    /// every prekey of the backup is deleted and replaced (its replay
+    /// records are out of date, so old prekey messages would be accepted
+    /// again; see [`PrekeyStore::restart_after_restore`]).
     /// Publish [`SessionManager::bundle`] again, then call
     /// [`SessionManager::heal`] for this account and every contact.
     pub fn restore_from_backup<R: rand_core::CryptoRng + ?Sized>(
@@ -266,10 +269,7 @@ impl SessionManager {
         }
         manager
             .prekeys
-            .rotate_signed_prekey(rng, &manager.identity)?;
-        manager
-            .prekeys
-            .rotate_last_resort_prekey(rng, &manager.identity)?;
+            .restart_after_restore(rng, &manager.identity)?;
         Ok(manager)
     }
 }

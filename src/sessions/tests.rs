@@ -315,6 +315,7 @@ fn forged_envelope(
         sender_list_version: 1,
         conversation_list_version: 1,
         session_created: created,
+        session_heal: false,
         kind: ContentKind::Message,
     };
     let mut payload = routing.to_bytes();
@@ -357,6 +358,7 @@ fn forged_resets_change_nothing() {
         sender_list_version: 1,
         conversation_list_version: 1,
         session_created: u64::MAX,
+        session_heal: true,
         kind: ContentKind::Message,
     };
     let ad = associated_data(
@@ -653,7 +655,7 @@ fn restore_from_backup_never_sends_in_old_sessions_and_heals() {
 }
 
 #[test]
-fn a_replayed_prekey_message_after_restore_never_becomes_active() {
+fn a_replayed_prekey_message_after_restore_is_refused() {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
@@ -671,10 +673,15 @@ fn a_replayed_prekey_message_after_restore_never_becomes_active() {
         alice.devices[0].active_session(&bob.key(), &b_id),
         Some(healed)
     );
-    // An attacker replays Alice's first prekey message: the restored store
-    // has forgotten it, so it opens, but its session is dated 100 < 200.
-    let replay = restored.decrypt(&first.envelopes[0]).unwrap();
-    assert!(replay.new_session);
+    // An attacker replays Alice's first prekey message. The backup's replay
+    // records do not know it, but a restore deletes the backup's prekeys,
+    // so its handshake fails and nothing changes.
+    let sessions = restored.session_count();
+    assert!(matches!(
+        restored.decrypt(&first.envelopes[0]),
+        Err(SessionsError::Handshake { .. })
+    ));
+    assert_eq!(restored.session_count(), sessions);
     assert_eq!(restored.active_session(&alice.key(), &a_id), Some(healed));
     let m = restored
         .encrypt(&mut rng, &alice.key(), b"still healed", 201)
@@ -684,4 +691,106 @@ fn a_replayed_prekey_message_after_restore_never_becomes_active() {
         alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
         b"still healed"
     );
+}
+
+#[test]
+fn a_healing_session_wins_even_from_a_device_whose_clock_is_behind() {
+    let mut rng = ChaCha20Rng::from_seed([10; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1_000)
+        .unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let backup = bob.devices[0].to_stored();
+    // Later Alice restarts the pair's session (dated 5,000) and Bob answers.
+    let h = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 5_000)
+        .unwrap();
+    bob.devices[0].decrypt(&h.envelopes[0]).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"2", 5_001)
+        .unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    // Bob's phone is restored from the old backup, and its clock says 2,000.
+    let mut restored = SessionManager::restore_from_backup(&mut rng, &backup).unwrap();
+    let heal = restored
+        .heal(&mut rng, &alice.key(), 2_000)
+        .unwrap()
+        .unwrap();
+    let got = alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
+    assert!(got.new_session);
+    // Alice adopts it although it is dated earlier than her active session.
+    let healed = restored.active_session(&alice.key(), &a_id).unwrap();
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(healed)
+    );
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"3", 5_002)
+        .unwrap();
+    assert_eq!(m.sessions_started, 0);
+    assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"3");
+}
+
+#[test]
+fn a_healing_session_replaces_a_dead_first_contact() {
+    let mut rng = ChaCha20Rng::from_seed([11; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let backup = bob.devices[0].to_stored();
+    // Bob is restored; his old prekeys are gone, but Alice still holds his
+    // old bundle and starts a first-contact session with it: it is dead.
+    let mut restored = SessionManager::restore_from_backup(&mut rng, &backup).unwrap();
+    let dead = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"lost", 100)
+        .unwrap();
+    assert!(matches!(
+        restored.decrypt(&dead.envelopes[0]),
+        Err(SessionsError::Handshake { .. })
+    ));
+    // Bob heals (his clock is behind Alice's): Alice's dead session gives way.
+    let heal = restored.heal(&mut rng, &alice.key(), 50).unwrap().unwrap();
+    alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
+    let healed = restored.active_session(&alice.key(), &a_id).unwrap();
+    assert_eq!(
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        Some(healed)
+    );
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"now", 101)
+        .unwrap();
+    assert_eq!(m.sessions_started, 0);
+    assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"now");
+}
+
+#[test]
+fn content_limit_is_checked_first_and_large_first_messages_split() {
+    let mut rng = ChaCha20Rng::from_seed([12; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 5);
+    let too_long = vec![0x55; MAX_CONTENT_LEN + 1];
+    assert_eq!(
+        alice.devices[0].encrypt(&mut rng, &bob.key(), &too_long, 1),
+        Err(SessionsError::ContentTooLong {
+            len: MAX_CONTENT_LEN + 1,
+            max: MAX_CONTENT_LEN
+        })
+    );
+    assert_eq!(alice.devices[0].session_count(), 0);
+    // The largest content in five new sessions: the slots do not fit one
+    // envelope, so the recipients are split, and everyone reads it.
+    let largest = vec![0xAA; MAX_CONTENT_LEN];
+    let out = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), &largest, 1)
+        .unwrap();
+    assert_eq!(out.sessions_started, 5);
+    assert!(out.envelopes.len() > 1);
+    for d in &mut bob.devices {
+        let got = out
+            .envelopes
+            .iter()
+            .find_map(|e| d.decrypt(e).ok())
+            .unwrap();
+        assert_eq!(got.content, largest);
+    }
 }
