@@ -93,6 +93,12 @@ use set::{Entry, SessionSet, Used};
 
 /// Contacts one device holds at most.
 pub const MAX_CONTACTS: usize = 4096;
+/// How long an unanswered session started by [`SessionManager::heal_device`]
+/// is reused before another call starts a fresh one (one day).
+pub const HEAL_RETRY_SECS: u64 = 24 * 3600;
+/// Most intermediate lists [`SessionManager::update_device_list`] accepts
+/// in one call (each costs a signature check).
+pub const MAX_LIST_INTERMEDIATES: usize = 64;
 /// Longest content one message carries (12 KiB): with a routing header and
 /// a first message (handshake header, PQ bootstrap key), a slot then still
 /// fits the envelope's payload limit. Larger content goes as an attachment.
@@ -324,6 +330,9 @@ impl SessionManager {
         offered: &SignedDeviceList,
         intermediates: &[SignedDeviceList],
     ) -> Result<ListChange, SessionsError> {
+        if intermediates.len() > MAX_LIST_INTERMEDIATES {
+            return Err(SessionsError::LimitExceeded);
+        }
         let peer = self.peer_mut(offered.account())?;
         let UpdateOutcome::Advanced(new) = peer.list.accept_update(offered, intermediates)? else {
             return Ok(ListChange::default());
@@ -499,9 +508,11 @@ impl SessionManager {
     /// and sends it a healing notice (spec §8.8). For a client that knows
     /// the pair's session is broken (the peer reports it out of band, or
     /// its messages keep failing with [`SessionsError::Undecryptable`]). If
-    /// the active session is a new one still waiting for its first reply, it
-    /// is reused instead, so repeated calls start at most one session per
-    /// round trip.
+    /// the active session is one this device started less than
+    /// [`HEAL_RETRY_SECS`] ago and the peer has not answered it, it is reused
+    /// instead (the notice repeats its handshake), so repeated calls start
+    /// at most one session per round trip or per day; after that, a fresh
+    /// bundle (fetch the record first) gets a fresh try.
     pub fn heal_device<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -524,7 +535,9 @@ impl SessionManager {
             .peer(account)
             .and_then(|p| p.sessions.get(device))
             .and_then(|s| s.active.as_ref())
-            .is_some_and(|a| !a.session.is_initiating());
+            .is_some_and(|a| {
+                !a.session.is_initiating() || a.created.saturating_add(HEAL_RETRY_SECS) <= now
+            });
         self.send(rng, account, &targets, ContentKind::Heal, &[], now, force)
     }
 

@@ -19,9 +19,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 const TYPE_STORED_DEVICE: u8 = 0x15;
 /// Object type of an encrypted stored device.
 const TYPE_ENCRYPTED: u8 = 0x16;
-/// Largest stored device accepted: 64 MiB (about 5,000 sessions of 3 KB with
-/// room for lists and bundles).
-pub const MAX_STORED_DEVICE_LEN: usize = 64 << 20;
+/// Largest stored device accepted: 1 GiB. Typical state is about 4 KB per
+/// peer device (its bundle and one or two sessions of ~3 KB); the cap leaves
+/// room for 4,096 contacts with 16 devices each holding four sessions.
+pub const MAX_STORED_DEVICE_LEN: usize = 1 << 30;
 /// Largest single stored session or prekey store inside it.
 const MAX_PART_LEN: usize = crate::wire::MAX_STORED_LEN;
 

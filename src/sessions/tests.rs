@@ -794,3 +794,43 @@ fn content_limit_is_checked_first_and_large_first_messages_split() {
         assert_eq!(got.content, largest);
     }
 }
+
+#[test]
+fn heal_device_retries_with_a_fresh_session_after_a_day() {
+    let mut rng = ChaCha20Rng::from_seed([13; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let b_id = *bob.devices[0].device_id();
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"2", 2)
+        .unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    let first = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 10)
+        .unwrap();
+    assert_eq!(first.sessions_started, 1);
+    let soon = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 10 + HEAL_RETRY_SECS - 1)
+        .unwrap();
+    assert_eq!(soon.sessions_started, 0);
+    let later = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 10 + HEAL_RETRY_SECS)
+        .unwrap();
+    assert_eq!(later.sessions_started, 1);
+    // Bob gets only the last one: it becomes the pair's session.
+    bob.devices[0].decrypt(&later.envelopes[0]).unwrap();
+    let a_id = *alice.devices[0].device_id();
+    assert_eq!(
+        bob.devices[0].active_session(&alice.key(), &a_id),
+        alice.devices[0].active_session(&bob.key(), &b_id)
+    );
+    // Too many intermediates in one update are refused before any check.
+    let many = vec![bob.list.clone(); MAX_LIST_INTERMEDIATES + 1];
+    assert_eq!(
+        alice.devices[0].update_device_list(&bob.list, &many),
+        Err(SessionsError::LimitExceeded)
+    );
+}
