@@ -16,10 +16,13 @@
 //! conversation's account and to this account's other devices, in one
 //! envelope ([`crate::envelope`]). Only an authenticated prekey message from
 //! the listed identity of a device can add a session; which session is active
-//! is decided by a rank both devices compute identically. An undecryptable
-//! message never changes anything, so nobody can force a reset; a device
-//! that knows it lost state (a restore from backup) starts fresh sessions
-//! itself ([`SessionManager::heal`]).
+//! is decided by an order both devices compute identically, and a healing
+//! session (from a device that lost state) wins. An undecryptable message
+//! never changes anything, so nobody can force a reset; a device that knows
+//! it lost state (a restore from backup) starts fresh sessions itself
+//! ([`SessionManager::heal`]). Store the state after every `encrypt` and
+//! before sending what it returned: sending from an older state would reuse
+//! message keys.
 //!
 //! ```
 //! use session_ratchet::account::Account;
@@ -148,9 +151,10 @@ impl fmt::Debug for SessionManager {
 }
 
 /// What one `encrypt` or `heal` produced: normally one envelope. Only when
-/// the slots do not fit in one wire object (many new sessions at once: each
-/// prekey message is about 2.7 KB) are the recipients split over several.
-/// Deliver each envelope to the conversation's account and to this account.
+/// the slots do not fit in one wire object (many new sessions at once: a
+/// slot with a prekey message is at least 3 KB) are the recipients split
+/// over several. Store the manager's state first, then deliver each envelope
+/// to the conversation's account (and, for `encrypt`, to this account).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     /// The envelopes (wire type `0x07`).
@@ -457,7 +461,9 @@ impl SessionManager {
     /// dates new sessions (spec §8.6.2).
     ///
     /// Fails before changing anything if a session must be started and no
-    /// bundle is held ([`SessionsError::MissingPrekeys`]).
+    /// bundle is held ([`SessionsError::MissingPrekeys`]), or the content is
+    /// longer than [`MAX_CONTENT_LEN`]. On success, store the manager's
+    /// state (spec §8.9) before the envelopes leave the device (spec §8.6.4).
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,

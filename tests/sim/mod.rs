@@ -545,13 +545,11 @@ impl World {
             match out {
                 Ok(Some(out)) => {
                     self.note_starts(d, &before, out.sessions_started);
+                    // A healing notice goes to that account's mailbox only.
                     for env in out.envelopes {
                         self.envelope_sizes.push(env.len());
                         let env = Rc::new(env);
                         self.post(a, &env, None);
-                        if a != self.devs[d].acct {
-                            self.post(self.devs[d].acct, &env, None);
-                        }
                     }
                 }
                 Ok(None) => {}
