@@ -52,6 +52,9 @@ use session_ratchet::session_v2::identity::{Identity, SessionId, ed25519_pk_to_x
 use session_ratchet::session_v2::{dm, link};
 use std::sync::OnceLock;
 
+#[path = "link_logic.rs"]
+mod link_logic;
+pub use link_logic::device_link;
 #[path = "sessions_logic.rs"]
 mod sessions_logic;
 pub use sessions_logic::{multidevice, sessions_decrypt};
@@ -75,6 +78,7 @@ pub const TARGETS: &[&str] = &[
     "prekey_record",
     "stored_prekeys",
     "envelope",
+    "device_link",
     "sessions_decrypt",
     "multidevice",
 ];
@@ -96,6 +100,7 @@ pub fn run(name: &str, data: &[u8]) {
         "prekey_record" => prekey_record(data),
         "stored_prekeys" => stored_prekeys(data),
         "envelope" => envelope(data),
+        "device_link" => device_link(data),
         "sessions_decrypt" => sessions_decrypt(data),
         "multidevice" => multidevice(data),
         other => panic!("unknown fuzz target {other}"),
@@ -1442,6 +1447,7 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("prekey_record", record_fixture().seeds.clone()),
         ("stored_prekeys", stored_prekeys_seeds()),
         ("envelope", envelope_seeds()),
+        ("device_link", link_logic::device_link_seeds()),
         ("sessions_decrypt", sessions_logic::sessions_decrypt_seeds()),
         ("multidevice", sessions_logic::multidevice_seeds()),
     ]

@@ -102,6 +102,7 @@ replay_tests!(
     prekey_record,
     stored_prekeys,
     envelope,
+    device_link,
     sessions_decrypt,
     multidevice,
 );
