@@ -11,7 +11,8 @@
 //!   devices fetch what is available in random order (reordering); items
 //!   expire 14 days after posting.
 //! - Devices go offline for hours, and some for up to 14 days.
-//! - Scripted mid-run events: a device is linked, a device is revoked (and
+//! - Scripted mid-run events: a device is linked (the §8.5 exchange, SAS
+//!   compared), a device is revoked (and
 //!   keeps trying to read and write, as a thief would), a device is restored
 //!   from a backup at least a week old.
 //! - Devices sync device lists and prekey records from a directory once a
@@ -28,6 +29,7 @@
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use session_ratchet::account::Account;
+use session_ratchet::device::link::{LinkGrant, LinkInitiator, PendingLink};
 use session_ratchet::device::list::{
     ClientVersion, DeviceEntry, DeviceId, DeviceListDraft, Platform, SignedDeviceList,
     VerifiedDeviceList,
@@ -696,45 +698,66 @@ impl World {
         }
     }
 
-    /// A new device joins account `a` through one of its devices.
+    /// A new device joins account `a` through the link protocol (spec §8.5)
+    /// with one of its live devices: request, response, the same SAS on both
+    /// screens, approval, payload.
     fn link(&mut self, a: usize) {
+        let Some(&by) = self.accts[a]
+            .devices
+            .iter()
+            .find(|&&x| self.devs[x].revoked_at.is_none())
+        else {
+            return;
+        };
+        self.sync_lists(by);
         let identity = DeviceIdentity::generate(&mut self.crypto);
-        let id = DeviceId::generate(&mut self.crypto);
-        let held = VerifiedDeviceList::trust_first_with_key(
-            self.accts[a].lists.last().unwrap().clone(),
-            &self.key(a),
+        let (initiator, request) =
+            LinkInitiator::start(&mut self.crypto, &identity, Platform::Desktop, "new", V);
+        let (pending, response) = PendingLink::respond(
+            &mut self.crypto,
+            self.devs[by].mgr.identity(),
+            &self.accts[a].account,
+            &request,
         )
         .unwrap();
-        let mut draft = held.next_draft().unwrap();
-        draft
-            .add_device(DeviceEntry::new(
-                id,
-                *identity.public(),
-                Platform::Desktop,
-                "new",
-                V,
+        let awaiting = initiator.receive_response(&response).unwrap();
+        assert_eq!(
+            pending.sas(),
+            awaiting.sas(),
+            "both screens show the same emoji"
+        );
+        let contacts = self.devs[by].mgr.contacts();
+        let (payload, list) = pending
+            .approve(
+                &mut self.crypto,
+                &self.accts[a].account,
+                self.devs[by].mgr.own_list(),
                 self.now,
-            ))
+                LinkGrant::ShareAccountSeed,
+                &contacts,
+            )
+            .map_err(|e| e.error)
             .unwrap();
-        let list = draft.sign(&self.accts[a].account).unwrap();
-        let verified =
-            VerifiedDeviceList::trust_first_with_key(list.clone(), &self.key(a)).unwrap();
+        self.devs[by].mgr.update_device_list(&list, &[]).unwrap();
+        let linked = awaiting.open_payload(&payload).unwrap();
+        let id = linked.device_id;
         let store = PrekeyStore::new(&mut self.crypto, &identity);
         self.accts[a]
             .bundles
             .insert(id, store.bundle(&identity, None, None).unwrap());
         self.accts[a].lists.push(list);
         self.rebuild_record(a);
-        let mut mgr = SessionManager::new(identity, id, verified, store).unwrap();
-        for b in 0..self.accts.len() {
-            if b != a {
-                let l = VerifiedDeviceList::trust_first(
-                    self.accts[b].lists.last().unwrap().clone(),
-                    &self.accts[b].account.session_id(),
-                )
-                .unwrap();
-                mgr.add_contact(l).unwrap();
-            }
+        let mut mgr = SessionManager::new(identity, id, linked.list, store).unwrap();
+        // The contacts it was handed: their lists come from the directory,
+        // checked against their Session IDs.
+        for key in &linked.contacts {
+            let b = self.acct_of(key);
+            let l = VerifiedDeviceList::trust_first(
+                self.accts[b].lists.last().unwrap().clone(),
+                &self.accts[b].account.session_id(),
+            )
+            .unwrap();
+            mgr.add_contact(l).unwrap();
         }
         let d = self.devs.len();
         self.by_id.insert(id, d);
