@@ -736,7 +736,7 @@ fn a_healing_session_wins_even_from_a_device_whose_clock_is_behind() {
 #[test]
 fn a_healing_session_replaces_a_dead_first_contact() {
     let mut rng = ChaCha20Rng::from_seed([11; 32]);
-    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (mut alice, bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
     let backup = bob.devices[0].to_stored();
     // Bob is restored; his old prekeys are gone, but Alice still holds his
