@@ -274,7 +274,7 @@ fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>>
     // needs to talk to every device of every contact.
     let (alice_account, _) = Account::generate(rng);
     let (bob_account, _) = Account::generate(rng);
-    let mut first_device =
+    let first_device =
         |rng: &mut ChaCha20Rng,
          account: &Account,
          name: &str|
@@ -406,7 +406,7 @@ fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>>
     // Bob writes once; the envelope holds a slot for each of Alice's devices.
     now += 60;
     let out = bob_phone.encrypt(rng, &ak, b"Hi Alice, got your new laptop?", now)?;
-    let env = &out.envelopes[0];
+    let env = out.envelopes.first().ok_or("no envelope")?;
     println!(
         "Bob -> Alice: one envelope, {} ({} new sessions)",
         shape(env)?,
@@ -421,7 +421,7 @@ fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>>
     }
     now += 60;
     let out = alice_laptop.encrypt(rng, &bk, b"Yes! Writing from it now.", now)?;
-    let env = &out.envelopes[0];
+    let env = out.envelopes.first().ok_or("no envelope")?;
     println!(
         "Alice's laptop -> Bob: {} (Bob's phone and Alice's phone)",
         shape(env)?
@@ -448,7 +448,7 @@ fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>>
     );
     now += 60;
     let out = bob_phone.encrypt(rng, &ak, b"Sorry about the laptop.", now)?;
-    let env = &out.envelopes[0];
+    let env = out.envelopes.first().ok_or("no envelope")?;
     println!(
         "  Bob -> Alice: {}; phone reads {:?}",
         shape(env)?,
@@ -461,7 +461,7 @@ fn multi_device(rng: &mut ChaCha20Rng) -> Result<(), Box<dyn std::error::Error>>
         other => println!("  the stolen laptop: {other:?} (unexpected!)"),
     }
     let forged = alice_laptop.encrypt(rng, &bk, b"Send me the files again?", now)?;
-    match bob_phone.decrypt(&forged.envelopes[0]) {
+    match bob_phone.decrypt(forged.envelopes.first().ok_or("no envelope")?) {
         Err(e @ SessionsError::RevokedSender { .. }) => {
             println!("  the thief writes to Bob: rejected ({e})")
         }
