@@ -789,3 +789,280 @@ fn link_vectors_replay_through_the_public_api() {
     .collect();
     assert_eq!(counts, want);
 }
+
+#[test]
+fn sessions_vectors_replay_through_the_public_api() {
+    use session_ratchet::account::Account;
+    use session_ratchet::device::list::{
+        DeviceId, DeviceStatus, SignedDeviceList, VerifiedDeviceList,
+    };
+    use session_ratchet::envelope::Envelope;
+    use session_ratchet::identity::{DeviceIdentity, Ed25519PublicKey};
+    use session_ratchet::prekey::PrekeyStore;
+    use session_ratchet::secret::RecoverySeed;
+    use session_ratchet::sessions::{SessionManager, SessionsError, StoredDevice};
+    use std::collections::BTreeMap;
+    use vectors::sessions::{ROUTING_LEN, associated_data, class, kind_byte, routing_header};
+
+    let bytes_rng = |bytes: Vec<u8>| Replay { bytes, pos: 0 };
+    let joined =
+        |v: &Value, keys: &[&str]| -> Vec<u8> { keys.iter().flat_map(|k| unhex(&v[*k])).collect() };
+    let all = load("sessions");
+    let setup = &all[0];
+    assert_eq!(setup["kind"], "setup");
+
+    // Accounts and their lists.
+    let mut keys: BTreeMap<String, Ed25519PublicKey> = BTreeMap::new();
+    let mut lists: BTreeMap<String, (Account, SignedDeviceList)> = BTreeMap::new();
+    for a in setup["accounts"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap().to_string();
+        let account =
+            Account::from_recovery_seed(&RecoverySeed::from_bytes(arr(&a["recovery_seed"])));
+        assert_eq!(
+            account.public_key().to_bytes().to_vec(),
+            unhex(&a["account_key"])
+        );
+        let list = SignedDeviceList::from_bytes(&unhex(&a["device_list"])).unwrap();
+        keys.insert(name.clone(), account.public_key());
+        lists.insert(name, (account, list));
+    }
+    let held = |name: &str| {
+        let (account, list) = &lists[name];
+        VerifiedDeviceList::trust_first(list.clone(), &account.session_id()).unwrap()
+    };
+
+    // Devices from their listed draws; a manager for every live one.
+    struct Dev {
+        account: String,
+        id: DeviceId,
+    }
+    let mut devs: BTreeMap<String, Dev> = BTreeMap::new();
+    let mut parts = Vec::new();
+    for d in setup["devices"].as_array().unwrap() {
+        let name = d["name"].as_str().unwrap().to_string();
+        let account = d["account"].as_str().unwrap().to_string();
+        let mut rng = bytes_rng(joined(d, &["ed25519_seed", "x25519_secret", "device_id"]));
+        let identity = DeviceIdentity::generate(&mut rng);
+        let id = DeviceId::generate(&mut rng);
+        assert_eq!(rng.pos, rng.bytes.len());
+        assert_eq!(
+            identity.public().to_bytes().to_vec(),
+            unhex(&d["public_identity"])
+        );
+        let list = held(&account);
+        if d.get("revoked").is_some() {
+            assert!(matches!(list.status(&id), DeviceStatus::Revoked { .. }));
+        } else {
+            let DeviceStatus::Active(entry) = list.status(&id) else {
+                panic!("{name} not listed")
+            };
+            assert_eq!(entry.identity(), identity.public());
+            let mut rng = bytes_rng(
+                [
+                    unhex(&d["signed_prekey"]["x25519_secret"]),
+                    unhex(&d["last_resort_kem_prekey"]["mlkem_seed_d_z"]),
+                ]
+                .concat(),
+            );
+            let store = PrekeyStore::new(&mut rng, &identity);
+            assert_eq!(rng.pos, rng.bytes.len());
+            let bundle = store.bundle(&identity, None, None).unwrap();
+            assert_eq!(bundle.to_bytes(), unhex(&d["bundle"]));
+            let verified = bundle.verify().unwrap();
+            assert_eq!(verified.signed_prekey().id(), d["signed_prekey"]["id"]);
+            assert_eq!(
+                verified.kem_prekey().id(),
+                d["last_resort_kem_prekey"]["id"]
+            );
+            parts.push((name.clone(), identity, store, verified));
+        }
+        devs.insert(name, Dev { account, id });
+    }
+    let mut managers: BTreeMap<String, SessionManager> = BTreeMap::new();
+    let bundles: Vec<(String, session_ratchet::prekey::PrekeyBundle)> = parts
+        .iter()
+        .map(|(n, _, _, b)| (n.clone(), b.bundle().clone()))
+        .collect();
+    for (name, identity, store, _) in parts {
+        let own = devs[&name].account.clone();
+        let mut m = SessionManager::new(identity, devs[&name].id, held(&own), store).unwrap();
+        for other in lists.keys().filter(|a| **a != own) {
+            m.add_contact(held(other)).unwrap();
+        }
+        for (peer, bundle) in bundles.iter().filter(|(p, _)| *p != name) {
+            let p = &devs[peer];
+            m.add_bundle(&keys[&p.account], &p.id, bundle.clone())
+                .unwrap();
+        }
+        managers.insert(name, m);
+    }
+    let name_of = |k: &Ed25519PublicKey| keys.iter().find(|(_, v)| *v == k).unwrap().0.clone();
+    let device_of = |id: &DeviceId| devs.iter().find(|(_, d)| d.id == *id).unwrap().0.clone();
+
+    let mut snapshots: BTreeMap<String, BTreeMap<String, StoredDevice>> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for v in &all[1..] {
+        let kind = v["kind"].as_str().unwrap();
+        *counts.entry(kind.to_string()).or_default() += 1;
+        let name = v["name"].as_str().unwrap();
+        match kind {
+            "fanout" | "heal" => {
+                let sender = v["sender"].as_str().unwrap().to_string();
+                let conversation = keys[v["conversation"].as_str().unwrap()];
+                if kind == "heal" {
+                    // The device restored from its state at the end of `backup_of`.
+                    let backup = &snapshots[v["backup_of"].as_str().unwrap()][&sender];
+                    let d = &v["restore_draws"];
+                    let mut rng = bytes_rng(joined(
+                        d,
+                        &["signed_prekey_x25519_secret", "last_resort_mlkem_seed_d_z"],
+                    ));
+                    let restored = SessionManager::restore_from_backup(&mut rng, backup).unwrap();
+                    assert_eq!(rng.pos, rng.bytes.len());
+                    let bundle = restored.bundle().unwrap();
+                    assert_eq!(bundle.to_bytes(), unhex(&v["restored_bundle"]));
+                    let verified = bundle.verify().unwrap();
+                    assert_eq!(
+                        verified.signed_prekey().id(),
+                        v["restored_signed_prekey_id"]
+                    );
+                    assert_eq!(
+                        verified.kem_prekey().id(),
+                        v["restored_last_resort_prekey_id"]
+                    );
+                    managers.insert(sender.clone(), restored);
+                }
+                let mut draws = Vec::new();
+                for d in v["draws"].as_array().unwrap() {
+                    match d["op"].as_str().unwrap() {
+                        "initiate" => draws.extend(joined(
+                            d,
+                            &["ephemeral_secret", "mlkem_encaps_m", "ratchet_private_key"],
+                        )),
+                        "encrypt" => draws.extend(unhex(&d["draws"])),
+                        "seal" => {
+                            draws.extend(unhex(&d["ephemeral_secret"]));
+                            for s in d["dummy_slots"].as_array().unwrap() {
+                                draws.extend(unhex(s));
+                            }
+                        }
+                        other => panic!("unknown op {other}"),
+                    }
+                }
+                let mut rng = bytes_rng(draws);
+                let now = v["now"].as_u64().unwrap();
+                let m = managers.get_mut(&sender).unwrap();
+                let out = if kind == "fanout" {
+                    m.encrypt(&mut rng, &conversation, &unhex(&v["content"]), now)
+                        .unwrap()
+                } else {
+                    m.heal(&mut rng, &conversation, now).unwrap().unwrap()
+                };
+                assert_eq!(
+                    rng.pos,
+                    rng.bytes.len(),
+                    "{name}: every listed draw is used"
+                );
+                let envelope = unhex(&v["envelope"]);
+                assert_eq!(out.envelopes, vec![envelope.clone()], "{name}");
+                let env = Envelope::from_bytes(&envelope).unwrap();
+                let recipients = v["recipients"].as_array().unwrap();
+                assert_eq!(
+                    out.sessions_started,
+                    recipients
+                        .iter()
+                        .filter(|r| r["new_session"] == true)
+                        .count()
+                );
+                for r in recipients {
+                    let device = r["device"].as_str().unwrap();
+                    let (acct, id) = (keys[r["account"].as_str().unwrap()], devs[device].id);
+                    let payload = env.open(managers[device].identity()).unwrap();
+                    assert_eq!(payload.to_vec(), unhex(&r["slot_payload"]));
+                    let (header, message) = payload.split_at(ROUTING_LEN);
+                    assert_eq!(header, unhex(&r["routing_header"]));
+                    assert_eq!(message, unhex(&r["ratchet_message"]));
+                    assert_eq!(associated_data(header, &acct, &id), unhex(&r["ad"]));
+                    // §8.6.3 from the sender's lists and the session's values.
+                    let own = &devs[&sender].account;
+                    let conv_name = v["conversation"].as_str().unwrap();
+                    assert_eq!(
+                        header,
+                        routing_header(
+                            &keys[own],
+                            &devs[&sender].id,
+                            &conversation,
+                            lists[own].1.version(),
+                            lists[conv_name].1.version(),
+                            r["session_created"].as_u64().unwrap(),
+                            u8::from(r["session_heal"] == true),
+                            if kind == "fanout" { 0x01 } else { 0x02 },
+                        )
+                    );
+                    let m = &managers[&sender];
+                    assert_eq!(
+                        m.active_session(&acct, &id).unwrap().to_vec(),
+                        unhex(&r["transcript_hash"])
+                    );
+                    let t = m.hazmat_last_encryption(&acct, &id).unwrap();
+                    assert_eq!(t.header_key.to_vec(), unhex(&r["header_key"]));
+                    assert_eq!(t.message_key.to_vec(), unhex(&r["message_key"]));
+                    assert_eq!(t.header.to_vec(), unhex(&r["header"]));
+                    assert_eq!(t.body, unhex(&r["body"]));
+                }
+                let (sender_key, sender_id) = (keys[&devs[&sender].account], devs[&sender].id);
+                for r in v["received"].as_array().unwrap() {
+                    let device = r["device"].as_str().unwrap();
+                    let m = managers.get_mut(device).unwrap();
+                    let got = m.decrypt(&envelope).unwrap();
+                    assert_eq!(name_of(&got.sender), r["sender"]);
+                    assert_eq!(device_of(&got.sender_device), r["sender_device"]);
+                    assert_eq!(name_of(&got.conversation), r["conversation"]);
+                    assert_eq!(kind_byte(got.kind), r["content_kind"]);
+                    assert_eq!(got.content, unhex(&r["content"]));
+                    assert_eq!(got.new_session, r["new_session"]);
+                    assert_eq!(got.sender_list_newer, r["sender_list_newer"]);
+                    assert_eq!(got.recipient_list_outdated, r["recipient_list_outdated"]);
+                    assert_eq!(
+                        m.active_session(&sender_key, &sender_id).unwrap().to_vec(),
+                        unhex(&r["active_transcript_hash"])
+                    );
+                    assert_eq!(
+                        m.sessions_with(&sender_key, &sender_id) as u64,
+                        r["sessions_held"].as_u64().unwrap()
+                    );
+                }
+                for d in v["not_recipients"].as_array().unwrap() {
+                    let m = managers.get_mut(d.as_str().unwrap()).unwrap();
+                    assert_eq!(m.decrypt(&envelope), Err(SessionsError::NotARecipient));
+                }
+                snapshots.insert(
+                    name.to_string(),
+                    managers
+                        .iter()
+                        .map(|(n, m)| (n.clone(), m.to_stored()))
+                        .collect(),
+                );
+            }
+            "routing-error" => {
+                let m = managers.get_mut(v["device"].as_str().unwrap()).unwrap();
+                let envelope = unhex(&v["envelope"]);
+                let opened = Envelope::from_bytes(&envelope).unwrap().open(m.identity());
+                match v["slot_payload"].as_str() {
+                    Some(_) => assert_eq!(opened.unwrap().to_vec(), unhex(&v["slot_payload"])),
+                    None => assert!(opened.is_err()),
+                }
+                let before = m.to_stored();
+                let e = m.decrypt(&envelope).unwrap_err();
+                assert_eq!(class(&e), v["expected_error"], "{name}");
+                assert_eq!(m.to_stored(), before, "{name}: state changed");
+            }
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    let want: BTreeMap<String, usize> = [("fanout", 2), ("heal", 1), ("routing-error", 22)]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+    assert_eq!(counts, want);
+}

@@ -27,6 +27,18 @@ from common import Kind, ProtocolError, VectorContext, VectorFormatError, path_n
 from layers import LAYERS  # noqa: E402
 
 TOP_LEVEL_FIELDS = {"layer", "description", "provenance", "vectors"}
+
+# Layers published before their reference layer exists: a file of one of
+# these layers is reported as skipped instead of failing. Each entry is
+# temporary: the layer's module (written from spec/ and
+# test-vectors/README.md alone) replaces it, and the entry is removed then.
+PENDING_LAYERS = {"sessions"}
+
+
+def pending(doc) -> bool:
+    """Whether a parsed file belongs to a layer still awaiting its verifier."""
+    return (isinstance(doc, dict) and doc.get("layer") in PENDING_LAYERS
+            and doc.get("layer") not in LAYERS)
 VECTOR_META_FIELDS = ("name", "kind")
 
 
@@ -137,6 +149,9 @@ def run_verify(directory: str) -> int:
             print(f"{fname}: cannot load: {e}")
             ok = False
             continue
+        if pending(doc):
+            print(f"{fname}: SKIPPED (no reference layer yet)")
+            continue
         checked, problems = check_document(fname, doc)
         if problems:
             ok = False
@@ -195,6 +210,9 @@ def run_self_test(directory: str) -> int:
     ok = True
     for fname in files:
         doc = load(directory, fname)
+        if pending(doc):
+            print(f"{fname}: SKIPPED (no reference layer yet)")
+            continue
         _, problems = check_document(fname, doc)
         if problems:
             print(f"{fname}: the unmodified file does not verify; self-test not meaningful")

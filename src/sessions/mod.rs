@@ -835,6 +835,26 @@ impl SessionManager {
             .as_ref()
             .map(|a| *a.session.transcript_hash())
     }
+
+    /// The secret intermediate values (header key, message key, plaintext
+    /// header and body) of the last `encrypt` in the active session with a
+    /// peer device: after [`SessionManager::encrypt`] or a heal, those of the
+    /// message in that device's slot. Only with the `hazmat-test-vectors`
+    /// feature, so published vectors can list them.
+    #[cfg(feature = "hazmat-test-vectors")]
+    pub fn hazmat_last_encryption(
+        &self,
+        account: &Ed25519PublicKey,
+        device: &DeviceId,
+    ) -> Option<&crate::ratchet::EncryptionTrace> {
+        self.peer(account)?
+            .sessions
+            .get(device)?
+            .active
+            .as_ref()?
+            .session
+            .hazmat_last_encryption()
+    }
 }
 
 /// Seals the payloads into as few envelopes as fit: one, unless the

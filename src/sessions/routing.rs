@@ -11,7 +11,7 @@ use super::SessionsError;
 use crate::device::list::DeviceId;
 use crate::identity::Ed25519PublicKey;
 use crate::kdf::label;
-use crate::wire::WireError;
+use crate::wire::{WIRE_VERSION, WireError, message_type};
 use alloc::vec::Vec;
 
 /// Format byte of this routing header.
@@ -78,15 +78,17 @@ impl Routing {
     }
 
     /// Splits a slot payload into its routing header and the ratchet
-    /// message (a prekey message or a ratchet message) that follows.
+    /// object (a prekey message or a ratchet message) that follows. Fields
+    /// are read and checked one at a time (spec §6.5), then the object's
+    /// version and type bytes; the rest of the object is checked by its own
+    /// decoder.
     pub(crate) fn split(payload: &[u8]) -> Result<(Self, &[u8]), SessionsError> {
         let truncated = |field| SessionsError::Wire(WireError::Truncated { field });
-        let (head, message) = payload
-            .split_at_checked(ROUTING_LEN)
-            .ok_or(truncated("routing header"))?;
         let mut at = 0usize;
         let mut take = |n: usize, field: &'static str| -> Result<&[u8], SessionsError> {
-            let s = head.get(at..at + n).ok_or(truncated(field))?;
+            let s = payload
+                .get(at..at.saturating_add(n))
+                .ok_or(truncated(field))?;
             at += n;
             Ok(s)
         };
@@ -127,6 +129,26 @@ impl Routing {
             .ok_or(SessionsError::Wire(WireError::InvalidValue {
                 field: "content kind",
             }))?;
+        let message = payload.get(ROUTING_LEN..).ok_or(SessionsError::Internal)?;
+        // The object's version, then its type (spec §6.5 order).
+        match message {
+            [] => return Err(truncated("message version")),
+            [version, ..] if *version != WIRE_VERSION => {
+                return Err(SessionsError::Wire(WireError::UnsupportedVersion {
+                    version: *version,
+                }));
+            }
+            [_] => return Err(truncated("message type")),
+            [_, t, ..]
+                if *t != message_type::PREKEY_MESSAGE && *t != message_type::RATCHET_MESSAGE =>
+            {
+                return Err(SessionsError::Wire(WireError::UnexpectedType {
+                    expected: message_type::RATCHET_MESSAGE,
+                    actual: *t,
+                }));
+            }
+            _ => {}
+        }
         Ok((
             Self {
                 sender_account,

@@ -834,3 +834,92 @@ fn heal_device_retries_with_a_fresh_session_after_a_day() {
         Err(SessionsError::LimitExceeded)
     );
 }
+
+#[test]
+fn routing_header_is_decoded_field_by_field_then_the_object_version_and_type() {
+    use crate::wire::WireError;
+    let mut rng = ChaCha20Rng::from_seed([12; 32]);
+    let (alice, _) = pair(&mut rng, 1, 1);
+    let routing = Routing {
+        sender_account: alice.key(),
+        sender_device: *alice.devices[0].device_id(),
+        conversation: alice.key(),
+        sender_list_version: 1,
+        conversation_list_version: 1,
+        session_created: 7,
+        session_heal: true,
+        kind: ContentKind::Heal,
+    };
+    let header = routing.to_bytes();
+    let with = |at: usize, b: u8, object: &[u8]| {
+        let mut p = header.clone();
+        p[at] = b;
+        p.extend_from_slice(object);
+        p
+    };
+    let object = [0x01, message_type::RATCHET_MESSAGE, 0, 0];
+    let wire = |e| Err(SessionsError::Wire(e));
+    // A good header round-trips and hands over the object unchanged.
+    let good = with(0, 0x01, &object);
+    assert_eq!(Routing::split(&good), Ok((routing, &object[..])));
+    // Each field is checked before the next is read: a bad format byte in
+    // a short payload is reported, not the truncation.
+    assert_eq!(
+        Routing::split(&with(0, 0x02, &object)[..50]),
+        wire(WireError::InvalidValue {
+            field: "routing format"
+        })
+    );
+    assert_eq!(
+        Routing::split(&header[..50]),
+        wire(WireError::Truncated {
+            field: "sender device"
+        })
+    );
+    let mut bad_key = good.clone();
+    bad_key[1..33].copy_from_slice(&[0; 32]);
+    bad_key[1] = 1;
+    assert_eq!(
+        Routing::split(&bad_key),
+        wire(WireError::InvalidEd25519Key {
+            field: "sender account"
+        })
+    );
+    assert_eq!(
+        Routing::split(&with(121, 0x03, &object)),
+        wire(WireError::InvalidFlags {
+            field: "session flags",
+            flags: 0x03
+        })
+    );
+    assert_eq!(
+        Routing::split(&with(122, 0x00, &object)),
+        wire(WireError::InvalidValue {
+            field: "content kind"
+        })
+    );
+    // Then the object's version byte, then its type byte.
+    assert_eq!(
+        Routing::split(&header),
+        wire(WireError::Truncated {
+            field: "message version"
+        })
+    );
+    assert_eq!(
+        Routing::split(&with(0, 0x01, &[0x02])),
+        wire(WireError::UnsupportedVersion { version: 0x02 })
+    );
+    assert_eq!(
+        Routing::split(&with(0, 0x01, &[0x01])),
+        wire(WireError::Truncated {
+            field: "message type"
+        })
+    );
+    assert_eq!(
+        Routing::split(&with(0, 0x01, &[0x01, message_type::ENVELOPE])),
+        wire(WireError::UnexpectedType {
+            expected: message_type::RATCHET_MESSAGE,
+            actual: message_type::ENVELOPE
+        })
+    );
+}

@@ -24,6 +24,7 @@ pub mod link;
 pub mod ratchet;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
+pub mod sessions;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("devices", devices::vectors()),
         ("envelope", envelope::vectors()),
         ("link", link::vectors()),
+        ("sessions", sessions::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
