@@ -82,6 +82,23 @@ impl Acct {
     }
 }
 
+/// The transcript hashes of every session `m` holds with one peer device.
+fn all_transcripts(
+    m: &SessionManager,
+    account: &Ed25519PublicKey,
+    device: &DeviceId,
+) -> Vec<[u8; 32]> {
+    let set = m
+        .peer(account)
+        .and_then(|p| p.sessions.get(device))
+        .unwrap();
+    set.active
+        .iter()
+        .chain(set.archived.iter())
+        .map(|e| *e.session.transcript_hash())
+        .collect()
+}
+
 fn pair(rng: &mut ChaCha20Rng, a: usize, b: usize) -> (Acct, Acct) {
     let mut alice = Acct::new(rng, a);
     let mut bob = Acct::new(rng, b);
@@ -218,6 +235,11 @@ fn simultaneous_first_messages_converge_on_one_session() {
         let at_alice = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
         let at_bob = bob.devices[0].active_session(&alice.key(), &a_id).unwrap();
         assert_eq!(at_alice, at_bob, "seed {seed}: both pick the same session");
+        // Equal times and first contacts: the smaller transcript hash wins.
+        assert_eq!(alice.devices[0].sessions_with(&bob.key(), &b_id), 2);
+        assert_eq!(alice.devices[0].session_count(), 2);
+        let both = all_transcripts(&alice.devices[0], &bob.key(), &b_id);
+        assert_eq!(at_alice, *both.iter().min().unwrap());
         // And it carries traffic both ways without new sessions.
         for i in 0..3 {
             let m = alice.devices[0]
@@ -702,11 +724,18 @@ fn a_healing_session_wins_even_from_a_device_whose_clock_is_behind() {
         .encrypt(&mut rng, &bob.key(), b"1", 1_000)
         .unwrap();
     bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"1r", 1_001)
+        .unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
     let backup = bob.devices[0].to_stored();
-    // Later Alice restarts the pair's session (dated 5,000) and Bob answers.
+    // Later Alice restarts the pair with a healing session dated 5,000, and
+    // Bob answers in it: both sides now hold a healing session newer than
+    // anything Bob's backup knows.
     let h = alice.devices[0]
         .heal_device(&mut rng, &bob.key(), &b_id, 5_000)
         .unwrap();
+    assert_eq!(h.sessions_started, 1);
     bob.devices[0].decrypt(&h.envelopes[0]).unwrap();
     let r = bob.devices[0]
         .encrypt(&mut rng, &alice.key(), b"2", 5_001)
@@ -922,4 +951,171 @@ fn routing_header_is_decoded_field_by_field_then_the_object_version_and_type() {
             actual: message_type::ENVELOPE
         })
     );
+}
+
+#[test]
+fn messages_crossing_a_simultaneous_start_decrypt_in_the_losing_session() {
+    for seed in 20..26u8 {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+        let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+        let a1 = alice.devices[0]
+            .encrypt(&mut rng, &bob.key(), b"a1", 50)
+            .unwrap();
+        let b1 = bob.devices[0]
+            .encrypt(&mut rng, &alice.key(), b"b1", 50)
+            .unwrap();
+        // Each sends a second message in its own new session before seeing
+        // the other's: one of them is in the session that loses.
+        let a2 = alice.devices[0]
+            .encrypt(&mut rng, &bob.key(), b"a2", 51)
+            .unwrap();
+        let b2 = bob.devices[0]
+            .encrypt(&mut rng, &alice.key(), b"b2", 51)
+            .unwrap();
+        assert_eq!(a2.sessions_started + b2.sessions_started, 0);
+        for (to, env, want) in [
+            (0, &a1, b"a1"),
+            (1, &b1, b"b1"),
+            (0, &a2, b"a2"),
+            (1, &b2, b"b2"),
+        ] {
+            let got = if to == 0 {
+                bob.devices[0].decrypt(&env.envelopes[0]).unwrap()
+            } else {
+                alice.devices[0].decrypt(&env.envelopes[0]).unwrap()
+            };
+            assert_eq!(&got.content, want);
+        }
+        assert_eq!(
+            alice.devices[0].active_session(&bob.key(), &b_id),
+            bob.devices[0].active_session(&alice.key(), &a_id)
+        );
+    }
+}
+
+#[test]
+fn simultaneous_heals_converge_on_the_preferred_session() {
+    let mut rng = ChaCha20Rng::from_seed([14; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
+    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"2", 2)
+        .unwrap();
+    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    // Both decide the pair is broken at the same moment (Bob's clock ahead).
+    let ha = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 100)
+        .unwrap();
+    let hb = bob.devices[0]
+        .heal_device(&mut rng, &alice.key(), &a_id, 105)
+        .unwrap();
+    bob.devices[0].decrypt(&ha.envelopes[0]).unwrap();
+    alice.devices[0].decrypt(&hb.envelopes[0]).unwrap();
+    // Both healing sessions are unanswered on their own side, so the order
+    // decides: the later one (Bob's) on both sides.
+    let at_alice = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
+    assert_eq!(
+        Some(at_alice),
+        bob.devices[0].active_session(&alice.key(), &a_id)
+    );
+    assert_eq!(
+        at_alice,
+        all_transcripts(&bob.devices[0], &alice.key(), &a_id)[0],
+        "Bob's own healing session stays active"
+    );
+    let m = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"3", 106)
+        .unwrap();
+    assert_eq!(
+        bob.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
+        b"3"
+    );
+}
+
+#[test]
+fn a_repeated_prekey_message_decrypts_in_the_session_it_created() {
+    let mut rng = ChaCha20Rng::from_seed([15; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let a_id = *alice.devices[0].device_id();
+    let m1 = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"1", 1)
+        .unwrap();
+    let m2 = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"2", 2)
+        .unwrap();
+    let m3 = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"3", 3)
+        .unwrap();
+    assert!(
+        bob.devices[0]
+            .decrypt(&m1.envelopes[0])
+            .unwrap()
+            .new_session
+    );
+    let got = bob.devices[0].decrypt(&m3.envelopes[0]).unwrap();
+    assert!(!got.new_session);
+    assert_eq!(got.content, b"3");
+    assert_eq!(bob.devices[0].sessions_with(&alice.key(), &a_id), 1);
+    // m2 was skipped: its key is held until it arrives.
+    assert_eq!(bob.devices[0].skipped_keys_held(), 1);
+    assert_eq!(
+        bob.devices[0].decrypt(&m2.envelopes[0]).unwrap().content,
+        b"2"
+    );
+    assert_eq!(bob.devices[0].skipped_keys_held(), 0);
+}
+
+#[test]
+fn an_archived_session_is_promoted_only_if_preferred_and_not_stale() {
+    use super::set::{Entry, SessionSet};
+    let mut rng = ChaCha20Rng::from_seed([16; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let bundle = store.bundle(&bob, None, None).unwrap().verify().unwrap();
+    // Two sessions Alice started; Bob holds the older as active and the
+    // newer archived (as after an eviction-free reordering).
+    let mut sessions = Vec::new();
+    let mut firsts = Vec::new();
+    for _ in 0..2 {
+        let mut s = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+        let first = s.encrypt(&mut rng, b"hi", b"").unwrap();
+        let (b, _) = Session::respond(&bob, &mut store, &first, b"").unwrap();
+        firsts.push(s);
+        sessions.push(b);
+    }
+    let newer = sessions.pop().unwrap();
+    let older = sessions.pop().unwrap();
+    for stale in [true, false] {
+        let mut set = SessionSet::default();
+        let older = Session::from_stored(&older.to_stored()).unwrap();
+        let newer = Session::from_stored(&newer.to_stored()).unwrap();
+        set.active = Some(Entry {
+            session: older,
+            created: 1,
+            stale: false,
+            heal: false,
+        });
+        set.archived.push_back(Entry {
+            session: newer,
+            created: 2,
+            stale,
+            heal: false,
+        });
+        let mut sender = Session::from_stored(&firsts[1].to_stored()).unwrap();
+        let msg = sender.encrypt(&mut rng, b"in the newer one", b"").unwrap();
+        let (plain, used) = set.decrypt(&msg, b"").unwrap();
+        assert_eq!(plain, b"in the newer one");
+        assert_eq!(used, super::set::Used::Archived { promoted: !stale });
+        assert_eq!(
+            set.active.as_ref().unwrap().created,
+            if stale { 1 } else { 2 }
+        );
+        assert_eq!(set.len(), 2);
+    }
 }
