@@ -6,8 +6,9 @@ number of vectors the published file holds). To add a layer, add a module
 and list it here.
 """
 
-from layers import devices, envelope, handshake, kem, link, ratchet, session_v2, stored_session
+from layers import (devices, envelope, handshake, kem, link, ratchet, session_v2, sessions,
+                    stored_session)
 
-MODULES = (kem, handshake, session_v2, ratchet, stored_session, devices, link, envelope)
+MODULES = (kem, handshake, session_v2, ratchet, stored_session, devices, link, envelope, sessions)
 
 LAYERS = {m.LAYER: m for m in MODULES}
