@@ -382,6 +382,12 @@ class Manager:
 
     def _receive(self, envelope: bytes) -> Report:
         # 1.
+        # §8.6.5 step 1: a decoding failure (§8.7.2) is `Wire/<class>`, an
+        # opening failure other than "no slot" is `Envelope/<class>`.
+        try:
+            env.decode(envelope)
+        except ProtocolError as e:
+            raise ProtocolError(f"Wire/{e.cls}", e.detail) from None
         try:
             payload = env.open_envelope(self.identity.x25519_secret, envelope)
         except ProtocolError as e:
