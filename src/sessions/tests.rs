@@ -99,6 +99,32 @@ fn all_transcripts(
         .collect()
 }
 
+/// The first device of `x` writes to `y`, whose first device reads it and
+/// answers: afterwards both hold a confirmed session.
+fn round_trip(rng: &mut ChaCha20Rng, x: &mut Acct, y: &mut Acct, now: u64) {
+    let m = x.devices[0].encrypt(rng, &y.key(), b"ping", now).unwrap();
+    y.devices[0].decrypt(&m.envelopes[0]).unwrap();
+    let r = y.devices[0]
+        .encrypt(rng, &x.key(), b"pong", now + 1)
+        .unwrap();
+    x.devices[0].decrypt(&r.envelopes[0]).unwrap();
+}
+
+/// `x` and `y` (single-device accounts) use the same active session, and a
+/// message from `x` travels in it to `y`.
+fn assert_converged(
+    rng: &mut ChaCha20Rng,
+    x: &mut SessionManager,
+    y: &mut SessionManager,
+    now: u64,
+) {
+    let at_x = x.active_session(&y.account(), y.device_id()).unwrap();
+    assert_eq!(y.active_session(&x.account(), x.device_id()), Some(at_x));
+    let m = x.encrypt(rng, &y.account(), b"after", now).unwrap();
+    assert_eq!(m.sessions_started, 0);
+    assert_eq!(y.decrypt(&m.envelopes[0]).unwrap().content, b"after");
+}
+
 fn pair(rng: &mut ChaCha20Rng, a: usize, b: usize) -> (Acct, Acct) {
     let mut alice = Acct::new(rng, a);
     let mut bob = Acct::new(rng, b);
@@ -352,14 +378,7 @@ fn forged_resets_change_nothing() {
     let mut rng = ChaCha20Rng::from_seed([4; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let b_id = *bob.devices[0].device_id();
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"hi", 1)
-        .unwrap();
-    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0]
-        .encrypt(&mut rng, &alice.key(), b"yo", 2)
-        .unwrap();
-    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    round_trip(&mut rng, &mut alice, &mut bob, 1);
     let active = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
     let sessions = alice.devices[0].session_count();
 
@@ -514,14 +533,7 @@ fn heal_device_starts_one_session_per_round_trip_and_the_peer_adopts_it() {
     let mut rng = ChaCha20Rng::from_seed([6; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"1", 1)
-        .unwrap();
-    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0]
-        .encrypt(&mut rng, &alice.key(), b"2", 2)
-        .unwrap();
-    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    round_trip(&mut rng, &mut alice, &mut bob, 1);
     let old = alice.devices[0].active_session(&bob.key(), &b_id).unwrap();
 
     let h1 = alice.devices[0]
@@ -719,15 +731,8 @@ fn a_replayed_prekey_message_after_restore_is_refused() {
 fn a_healing_session_wins_even_from_a_device_whose_clock_is_behind() {
     let mut rng = ChaCha20Rng::from_seed([10; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
-    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"1", 1_000)
-        .unwrap();
-    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0]
-        .encrypt(&mut rng, &alice.key(), b"1r", 1_001)
-        .unwrap();
-    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    let b_id = *bob.devices[0].device_id();
+    round_trip(&mut rng, &mut alice, &mut bob, 1_000);
     let backup = bob.devices[0].to_stored();
     // Later Alice restarts the pair with a healing session dated 5,000, and
     // Bob answers in it: both sides now hold a healing session newer than
@@ -750,23 +755,13 @@ fn a_healing_session_wins_even_from_a_device_whose_clock_is_behind() {
     let got = alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
     assert!(got.new_session);
     // Alice adopts it although it is dated earlier than her active session.
-    let healed = restored.active_session(&alice.key(), &a_id).unwrap();
-    assert_eq!(
-        alice.devices[0].active_session(&bob.key(), &b_id),
-        Some(healed)
-    );
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"3", 5_002)
-        .unwrap();
-    assert_eq!(m.sessions_started, 0);
-    assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"3");
+    assert_converged(&mut rng, &mut alice.devices[0], &mut restored, 5_002);
 }
 
 #[test]
 fn a_healing_session_replaces_a_dead_first_contact() {
     let mut rng = ChaCha20Rng::from_seed([11; 32]);
     let (mut alice, bob) = pair(&mut rng, 1, 1);
-    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
     let backup = bob.devices[0].to_stored();
     // Bob is restored; his old prekeys are gone, but Alice still holds his
     // old bundle and starts a first-contact session with it: it is dead.
@@ -781,16 +776,7 @@ fn a_healing_session_replaces_a_dead_first_contact() {
     // Bob heals (his clock is behind Alice's): Alice's dead session gives way.
     let heal = restored.heal(&mut rng, &alice.key(), 50).unwrap().unwrap();
     alice.devices[0].decrypt(&heal.envelopes[0]).unwrap();
-    let healed = restored.active_session(&alice.key(), &a_id).unwrap();
-    assert_eq!(
-        alice.devices[0].active_session(&bob.key(), &b_id),
-        Some(healed)
-    );
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"now", 101)
-        .unwrap();
-    assert_eq!(m.sessions_started, 0);
-    assert_eq!(restored.decrypt(&m.envelopes[0]).unwrap().content, b"now");
+    assert_converged(&mut rng, &mut alice.devices[0], &mut restored, 101);
 }
 
 #[test]
@@ -829,14 +815,7 @@ fn heal_device_retries_with_a_fresh_session_after_a_day() {
     let mut rng = ChaCha20Rng::from_seed([13; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let b_id = *bob.devices[0].device_id();
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"1", 1)
-        .unwrap();
-    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0]
-        .encrypt(&mut rng, &alice.key(), b"2", 2)
-        .unwrap();
-    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    round_trip(&mut rng, &mut alice, &mut bob, 1);
     let first = alice.devices[0]
         .heal_device(&mut rng, &bob.key(), &b_id, 10)
         .unwrap();
@@ -999,14 +978,7 @@ fn simultaneous_heals_converge_on_the_preferred_session() {
     let mut rng = ChaCha20Rng::from_seed([14; 32]);
     let (mut alice, mut bob) = pair(&mut rng, 1, 1);
     let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-    let m = alice.devices[0]
-        .encrypt(&mut rng, &bob.key(), b"1", 1)
-        .unwrap();
-    bob.devices[0].decrypt(&m.envelopes[0]).unwrap();
-    let r = bob.devices[0]
-        .encrypt(&mut rng, &alice.key(), b"2", 2)
-        .unwrap();
-    alice.devices[0].decrypt(&r.envelopes[0]).unwrap();
+    round_trip(&mut rng, &mut alice, &mut bob, 1);
     // Both decide the pair is broken at the same moment (Bob's clock ahead).
     let ha = alice.devices[0]
         .heal_device(&mut rng, &bob.key(), &b_id, 100)

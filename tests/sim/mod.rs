@@ -193,6 +193,24 @@ struct Dev {
     last_sync: u64,
 }
 
+impl Dev {
+    fn new(acct: usize, id: DeviceId, mgr: SessionManager, now: u64, seen: BTreeSet<u64>) -> Self {
+        Self {
+            acct,
+            id,
+            mgr,
+            offline_until: 0,
+            seen,
+            revoked_at: None,
+            restores: 0,
+            backups: Vec::new(),
+            known_restores: HashMap::new(),
+            decrypted: BTreeSet::new(),
+            last_sync: now,
+        }
+    }
+}
+
 struct Acct {
     account: Account,
     devices: Vec<usize>,
@@ -340,19 +358,8 @@ impl World {
             let mgr = SessionManager::new(identity, id, verified.clone(), store).unwrap();
             self.by_id.insert(id, self.devs.len());
             devices.push(self.devs.len());
-            self.devs.push(Dev {
-                acct: a,
-                id,
-                mgr,
-                offline_until: 0,
-                seen: BTreeSet::new(),
-                revoked_at: None,
-                restores: 0,
-                backups: Vec::new(),
-                known_restores: HashMap::new(),
-                decrypted: BTreeSet::new(),
-                last_sync: self.now,
-            });
+            self.devs
+                .push(Dev::new(a, id, mgr, self.now, BTreeSet::new()));
         }
         self.accts.push(Acct {
             account,
@@ -764,19 +771,7 @@ impl World {
         self.accts[a].devices.push(d);
         // It reads only what is posted from now on.
         let seen = self.mailboxes[a].iter().map(|i| i.id).collect();
-        self.devs.push(Dev {
-            acct: a,
-            id,
-            mgr,
-            offline_until: 0,
-            seen,
-            revoked_at: None,
-            restores: 0,
-            backups: Vec::new(),
-            known_restores: HashMap::new(),
-            decrypted: BTreeSet::new(),
-            last_sync: self.now,
-        });
+        self.devs.push(Dev::new(a, id, mgr, self.now, seen));
         self.fetch_records(d);
         self.report.links += 1;
     }
