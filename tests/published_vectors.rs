@@ -1066,3 +1066,72 @@ fn sessions_vectors_replay_through_the_public_api() {
         .collect();
     assert_eq!(counts, want);
 }
+
+#[test]
+fn stored_prekeys_vectors_replay_through_the_public_api() {
+    use session_ratchet::identity::DeviceIdentity;
+    use session_ratchet::prekey::{PrekeyStore, StoredPrekeys};
+    use session_ratchet::ratchet::StorageKey;
+    use vectors::stored_prekeys::store_class;
+
+    let all = load("stored-prekeys");
+    let mut counts = std::collections::BTreeMap::new();
+    for v in &all {
+        let kind = v["kind"].as_str().unwrap();
+        *counts.entry(kind.to_string()).or_insert(0) += 1;
+        match kind {
+            "stored-prekeys" => {
+                let identity = DeviceIdentity::generate(&mut replay(&v["identity_draws"]));
+                assert_eq!(
+                    identity.public().to_bytes().to_vec(),
+                    unhex(&v["public_identity"])
+                );
+                let bytes = unhex(&v["stored"]);
+                let store = PrekeyStore::from_stored(&StoredPrekeys::from_bytes(&bytes)).unwrap();
+                assert_eq!(store.to_stored().as_bytes(), bytes.as_slice());
+                let bundle = store.bundle(&identity, None, None).unwrap();
+                assert_eq!(bundle.to_bytes(), unhex(&v["bundle"]));
+                bundle.verify_for(identity.public()).unwrap();
+                let ids = |x: Vec<u32>| Value::from(x);
+                assert_eq!(ids(store.one_time_prekey_ids()), v["one_time_prekey_ids"]);
+                assert_eq!(
+                    ids(store.one_time_kem_prekey_ids()),
+                    v["one_time_kem_prekey_ids"]
+                );
+            }
+            "stored-prekeys-encrypted" => {
+                let of = all.iter().find(|x| x["name"] == v["of"]).unwrap();
+                let key = StorageKey::from_bytes(arr(&v["storage_key"]));
+                let plain = StoredPrekeys::decrypt(&unhex(&v["encrypted"]), &key).unwrap();
+                assert_eq!(plain.as_bytes(), unhex(&of["stored"]).as_slice());
+                let mut rng = replay(&v["nonce"]);
+                assert_eq!(plain.encrypt(&mut rng, &key), unhex(&v["encrypted"]));
+                assert_eq!(rng.pos, rng.bytes.len());
+            }
+            "stored-prekeys-error" => {
+                let input = unhex(&v["input"]);
+                let err = if v["storage_key"].is_null() {
+                    PrekeyStore::from_stored(&StoredPrekeys::from_bytes(&input))
+                        .map(|_| ())
+                        .unwrap_err()
+                } else {
+                    let key = StorageKey::from_bytes(arr(&v["storage_key"]));
+                    StoredPrekeys::decrypt(&input, &key)
+                        .map(|_| ())
+                        .unwrap_err()
+                };
+                assert_eq!(store_class(&err), v["expected_error"], "{}", v["name"]);
+            }
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("stored-prekeys", 2),
+        ("stored-prekeys-encrypted", 1),
+        ("stored-prekeys-error", 20),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(counts, want);
+}

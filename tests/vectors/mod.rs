@@ -25,6 +25,7 @@ pub mod ratchet;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
 pub mod sessions;
+pub mod stored_prekeys;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("envelope", envelope::vectors()),
         ("link", link::vectors()),
         ("sessions", sessions::vectors()),
+        ("stored-prekeys", stored_prekeys::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));
