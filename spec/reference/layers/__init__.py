@@ -7,8 +7,9 @@ and list it here.
 """
 
 from layers import (devices, envelope, handshake, kem, link, ratchet, session_v2, sessions,
-                    stored_session)
+                    stored_prekeys, stored_session)
 
-MODULES = (kem, handshake, session_v2, ratchet, stored_session, devices, link, envelope, sessions)
+MODULES = (kem, handshake, session_v2, ratchet, stored_session, stored_prekeys, devices, link,
+           envelope, sessions)
 
 LAYERS = {m.LAYER: m for m in MODULES}
