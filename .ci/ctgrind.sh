@@ -15,7 +15,7 @@ fi
 command -v valgrind >/dev/null || { echo "ctgrind: valgrind is not installed" >&2; exit 1; }
 
 bin="$(cargo test --locked --release --test ctgrind --no-run 2>&1 \
-  | tee /dev/stderr | sed -n 's/^ *Executable tests\/ctgrind.rs (\(.*\))$/\1/p' | tail -n 1)"
+  | tee -a /dev/stderr | sed -n 's/^ *Executable tests\/ctgrind.rs (\(.*\))$/\1/p' | tail -n 1)"
 [ -x "$bin" ] || { echo "ctgrind: test binary not found" >&2; exit 1; }
 
 VG=(valgrind --tool=memcheck --error-exitcode=42 --num-callers=30
