@@ -708,3 +708,69 @@ fn description_is_cut_on_a_character_boundary() {
     let e = DeviceEntry::new(f.ids[0], *f.devices[0].public(), Platform::Ios, &s, V, 0);
     assert_eq!(e.description(), "a".repeat(63));
 }
+
+#[test]
+fn accessors_report_what_was_signed() {
+    let f = fixture(3);
+    let lists = chain(&f);
+    let (v1, v2, v3) = (&lists[0], &lists[1], &lists[2]);
+    assert_eq!((v1.version(), v2.version(), v3.version()), (1, 2, 3));
+    assert_eq!(v1.previous_hash(), &[0u8; 32]);
+    assert_eq!(v2.previous_hash(), v1.hash());
+    assert_eq!(v3.previous_hash(), v2.hash());
+    assert_ne!(v1.hash(), v2.hash());
+    assert_eq!(v3.tombstones().len(), 1);
+    assert_eq!(v3.tombstones()[0].id(), &f.ids[1]);
+    assert_eq!(v3.tombstones()[0].removed_at(), 500);
+    // The signature is the account's over the list hash (§8.2.3).
+    let input = Body::signature_input(v3.hash());
+    assert!(v3.account().verify(&input, v3.signature()).is_ok());
+    assert!(v3.account().verify(&input, v2.signature()).is_err());
+    let e = &v3.devices()[0];
+    assert_eq!(
+        e.added_at(),
+        100 + f.ids.iter().position(|i| i == e.id()).unwrap() as u64
+    );
+    assert_eq!(e.updated_at(), e.added_at());
+}
+
+#[test]
+fn updating_a_device_changes_only_its_metadata() {
+    let f = fixture(3);
+    let lists = chain(&f);
+    let held = trusted(&f, &lists[0]);
+    let mut draft = held.next_draft().unwrap();
+    let mut e = entry(&f, 0);
+    e.set_description("renamed", 777);
+    let newer = ClientVersion {
+        major: 2,
+        minor: 0,
+        patch: 0,
+    };
+    e.set_client_version(newer, 778);
+    let ext = Extension::new(0x0001, b"x").unwrap();
+    e.add_extension(ext.clone()).unwrap();
+    draft.update_device(e).unwrap();
+    let v2 = draft.sign(&f.account).unwrap();
+    let got = v2.devices().iter().find(|d| d.id() == &f.ids[0]).unwrap();
+    assert_eq!(got.description(), "renamed");
+    assert_eq!(got.client_version(), newer);
+    assert_eq!(got.updated_at(), 778);
+    assert_eq!(got.added_at(), 100);
+    assert_eq!(got.extensions(), &[ext.clone()]);
+    assert_eq!(got.extensions()[0].ext_type(), 0x0001);
+    // A new identity, or a changed `added_at`, is a new device, not an update.
+    let mut draft = held.next_draft().unwrap();
+    let mut other_keys = entry(&f, 1);
+    other_keys.id = f.ids[0];
+    assert_eq!(
+        draft.update_device(other_keys),
+        Err(DeviceListError::IdentityChanged { id: f.ids[0] })
+    );
+    let mut moved = entry(&f, 0);
+    moved.added_at = 1;
+    assert_eq!(
+        draft.update_device(moved),
+        Err(DeviceListError::IdentityChanged { id: f.ids[0] })
+    );
+}
