@@ -748,7 +748,7 @@ fn updating_a_device_changes_only_its_metadata() {
         patch: 0,
     };
     e.set_client_version(newer, 778);
-    let ext = Extension::new(0x0001, b"x").unwrap();
+    let ext = Extension::new(0x0002, b"x").unwrap();
     e.add_extension(ext.clone()).unwrap();
     draft.update_device(e).unwrap();
     let v2 = draft.sign(&f.account).unwrap();
@@ -758,7 +758,7 @@ fn updating_a_device_changes_only_its_metadata() {
     assert_eq!(got.updated_at(), 778);
     assert_eq!(got.added_at(), 100);
     assert_eq!(got.extensions(), &[ext.clone()]);
-    assert_eq!(got.extensions()[0].ext_type(), 0x0001);
+    assert_eq!(got.extensions()[0].ext_type(), 0x0002);
     // A new identity, or a changed `added_at`, is a new device, not an update.
     let mut draft = held.next_draft().unwrap();
     let mut other_keys = entry(&f, 1);
