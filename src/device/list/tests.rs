@@ -757,7 +757,7 @@ fn updating_a_device_changes_only_its_metadata() {
     assert_eq!(got.client_version(), newer);
     assert_eq!(got.updated_at(), 778);
     assert_eq!(got.added_at(), 100);
-    assert_eq!(got.extensions(), &[ext.clone()]);
+    assert_eq!(got.extensions(), core::slice::from_ref(&ext));
     assert_eq!(got.extensions()[0].ext_type(), 0x0002);
     // A new identity, or a changed `added_at`, is a new device, not an update.
     let mut draft = held.next_draft().unwrap();
