@@ -125,6 +125,20 @@ fn assert_converged(
     assert_eq!(y.decrypt(&m.envelopes[0]).unwrap().content, b"after");
 }
 
+/// Two single-device accounts whose first messages cross: both start a
+/// session in the same second ("a1" to Bob, "b1" to Alice), neither delivered.
+fn crossing_first_messages(seed: u8) -> (ChaCha20Rng, Acct, Acct, Outgoing, Outgoing) {
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let a1 = alice.devices[0]
+        .encrypt(&mut rng, &bob.key(), b"a1", 50)
+        .unwrap();
+    let b1 = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"b1", 50)
+        .unwrap();
+    (rng, alice, bob, a1, b1)
+}
+
 fn pair(rng: &mut ChaCha20Rng, a: usize, b: usize) -> (Acct, Acct) {
     let mut alice = Acct::new(rng, a);
     let mut bob = Acct::new(rng, b);
@@ -228,16 +242,8 @@ fn missing_prekeys_is_reported_before_anything_changes() {
 #[test]
 fn simultaneous_first_messages_converge_on_one_session() {
     for seed in 0..8u8 {
-        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-        let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+        let (mut rng, mut alice, mut bob, a1, b1) = crossing_first_messages(seed);
         let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-        // Same second, crossing in the network.
-        let a1 = alice.devices[0]
-            .encrypt(&mut rng, &bob.key(), b"a1", 50)
-            .unwrap();
-        let b1 = bob.devices[0]
-            .encrypt(&mut rng, &alice.key(), b"b1", 50)
-            .unwrap();
         // Delivery in either order.
         if seed % 2 == 0 {
             assert_eq!(
@@ -935,15 +941,8 @@ fn routing_header_is_decoded_field_by_field_then_the_object_version_and_type() {
 #[test]
 fn messages_crossing_a_simultaneous_start_decrypt_in_the_losing_session() {
     for seed in 20..26u8 {
-        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-        let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+        let (mut rng, mut alice, mut bob, a1, b1) = crossing_first_messages(seed);
         let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
-        let a1 = alice.devices[0]
-            .encrypt(&mut rng, &bob.key(), b"a1", 50)
-            .unwrap();
-        let b1 = bob.devices[0]
-            .encrypt(&mut rng, &alice.key(), b"b1", 50)
-            .unwrap();
         // Each sends a second message in its own new session before seeing
         // the other's: one of them is in the session that loses.
         let a2 = alice.devices[0]
