@@ -342,6 +342,59 @@ impl SessionId {
     }
 }
 
+/// Object type of a stored account key (storage only, spec §10.3).
+const TYPE_STORED_ACCOUNT: u8 = 0x1C;
+
+/// The persistent form of an [`Account`] (spec §10.3):
+/// `0x01 ‖ 0x1C ‖ Ed25519 seed (32)`. Whoever holds it can sign the
+/// account's device lists: zeroized on drop, redacted `Debug`, no `Clone`.
+///
+/// ```
+/// use session_ratchet::account::{Account, StoredAccount};
+/// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+/// let (account, _seed) = Account::generate(&mut ChaCha20Rng::from_seed([4; 32]));
+/// let back = Account::from_stored(&StoredAccount::from_bytes(account.to_stored().as_bytes()))?;
+/// assert_eq!(back.public_key(), account.public_key());
+/// # Ok::<(), session_ratchet::wire::WireError>(())
+/// ```
+pub struct StoredAccount(Zeroizing<alloc::vec::Vec<u8>>);
+
+impl fmt::Debug for StoredAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredAccount(<redacted>)")
+    }
+}
+
+impl StoredAccount {
+    /// The plain encoding. Treat it as a secret.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Wraps a plain encoding read back from storage (checked when loaded).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
+    }
+}
+
+impl Account {
+    /// The persistent form of this account key (spec §10.3).
+    pub fn to_stored(&self) -> StoredAccount {
+        let seed = self.identity.seed();
+        let mut w = crate::wire::Writer::start(TYPE_STORED_ACCOUNT, 2 + 32);
+        w.bytes(seed.expose());
+        StoredAccount(Zeroizing::new(w.finish()))
+    }
+
+    /// Loads an account stored by [`Account::to_stored`].
+    pub fn from_stored(stored: &StoredAccount) -> Result<Self, crate::wire::WireError> {
+        let mut r = crate::wire::Reader::start(&stored.0, TYPE_STORED_ACCOUNT)?;
+        let seed = Ed25519Seed::from_slice_array(&Zeroizing::new(r.array::<32>("account seed")?));
+        r.finish()?;
+        Ok(Self::from_seed(&seed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

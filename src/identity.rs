@@ -356,6 +356,65 @@ impl DeviceCertificate {
     }
 }
 
+/// Object type of a stored device identity (storage only, spec §10.3).
+const TYPE_STORED_IDENTITY: u8 = 0x1B;
+
+/// The persistent form of a [`DeviceIdentity`] (spec §10.3):
+/// `0x01 ‖ 0x1B ‖ Ed25519 seed (32) ‖ X25519 secret (32)`. Both secrets of
+/// the device: zeroized on drop, redacted `Debug`, no `Clone`, no `==`.
+///
+/// ```
+/// use session_ratchet::identity::{DeviceIdentity, StoredIdentity};
+/// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+/// let phone = DeviceIdentity::generate(&mut ChaCha20Rng::from_seed([3; 32]));
+/// let stored = phone.to_stored();
+/// let back = DeviceIdentity::from_stored(&StoredIdentity::from_bytes(stored.as_bytes()))?;
+/// assert_eq!(back.public(), phone.public());
+/// # Ok::<(), session_ratchet::wire::WireError>(())
+/// ```
+pub struct StoredIdentity(zeroize::Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for StoredIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredIdentity(<redacted>)")
+    }
+}
+
+impl StoredIdentity {
+    /// The plain encoding. Treat it as a secret.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Wraps a plain encoding read back from storage (checked when loaded).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(zeroize::Zeroizing::new(bytes.to_vec()))
+    }
+}
+
+impl DeviceIdentity {
+    /// The persistent form of this identity (spec §10.3).
+    pub fn to_stored(&self) -> StoredIdentity {
+        let (seed, dh) = self.secret_parts();
+        let mut w = Writer::start(TYPE_STORED_IDENTITY, 2 + 64);
+        w.bytes(seed.expose());
+        w.bytes(dh.expose());
+        StoredIdentity(zeroize::Zeroizing::new(w.finish()))
+    }
+
+    /// Loads an identity stored by [`DeviceIdentity::to_stored`].
+    pub fn from_stored(stored: &StoredIdentity) -> Result<Self, WireError> {
+        let mut r = Reader::start(&stored.0, TYPE_STORED_IDENTITY)?;
+        let seed = Ed25519Seed::from_slice_array(&zeroize::Zeroizing::new(
+            r.array::<32>("identity seed")?,
+        ));
+        let dh =
+            X25519Secret::from_slice_array(&zeroize::Zeroizing::new(r.array::<32>("identity dh")?));
+        r.finish()?;
+        Ok(Self::from_secret_parts(&seed, dh))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //!
 //! | module | owns | spec |
 //! |---|---|---|
+//! | [`client`] | the device object a client holds: one per device, over per-record encrypted storage with generations | §10 |
 //! | [`secret`] | secret newtypes: boxed, zeroized, redacted, constant-time equality | §1.4 |
 //! | [`dh`] | X25519 public keys and contributory Diffie-Hellman | §3.1 |
 //! | [`kem`] | ML-KEM-768 (two backends) and X-Wing | §3.3, §3.4 |
@@ -49,6 +50,7 @@ extern crate std;
 
 pub mod account;
 pub(crate) mod aead;
+pub mod client;
 pub mod device;
 pub mod dh;
 pub mod envelope;

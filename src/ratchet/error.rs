@@ -129,3 +129,13 @@ impl From<StorageError> for RatchetError {
         Self::Storage(e)
     }
 }
+
+impl From<crate::aead::StoredOpenError> for StorageError {
+    fn from(e: crate::aead::StoredOpenError) -> Self {
+        match e {
+            crate::aead::StoredOpenError::UnsupportedVersion(v) => Self::UnsupportedVersion(v),
+            crate::aead::StoredOpenError::Malformed(_) => Self::Corrupted,
+            crate::aead::StoredOpenError::WrongKeyOrTampered => Self::WrongKeyOrTampered,
+        }
+    }
+}

@@ -5,7 +5,7 @@ use crate::device::record::PrekeyRecordError;
 use crate::envelope::EnvelopeError;
 use crate::handshake::HandshakeError;
 use crate::prekey::PrekeyError;
-use crate::ratchet::RatchetError;
+use crate::ratchet::{RatchetError, StorageError};
 use crate::wire::WireError;
 use alloc::vec::Vec;
 use core::fmt;
@@ -122,9 +122,10 @@ pub enum SessionsError {
     Prekey(PrekeyError),
     /// Encryption in a session failed.
     Ratchet(RatchetError),
-    /// Stored state could not be loaded (truncated, corrupted, from a newer
-    /// version, or the wrong storage key).
-    Storage,
+    /// Stored state could not be loaded; the [`StorageError`] says which
+    /// of: written by a newer version, corrupted, wrong storage key (or
+    /// altered ciphertext).
+    Storage(StorageError),
     /// A bound was exceeded (contacts, stored size).
     LimitExceeded,
     /// An internal invariant failed (a bug); nothing changed.
@@ -183,9 +184,7 @@ impl fmt::Display for SessionsError {
             Self::PrekeyRecord(e) => write!(f, "prekey record: {e}"),
             Self::Prekey(e) => write!(f, "prekey bundle: {e}"),
             Self::Ratchet(e) => write!(f, "encryption failed: {e}"),
-            Self::Storage => f.write_str(
-                "stored device state is corrupted, from a newer version, or the storage key is wrong",
-            ),
+            Self::Storage(e) => write!(f, "stored device state cannot be loaded: {e}"),
             Self::LimitExceeded => f.write_str("a documented bound was exceeded"),
             Self::Internal => f.write_str("internal error (bug); nothing changed"),
         }

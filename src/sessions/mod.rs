@@ -661,12 +661,35 @@ impl SessionManager {
 
     /// Decrypts an envelope (spec §8.6.5). On any error nothing changes.
     pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Received, SessionsError> {
+        let payload = self.open_slot(bytes)?;
+        self.decrypt_slot(&payload)
+    }
+
+    /// Step 1 of [`SessionManager::decrypt`]: this device's slot payload
+    /// (routing header and ratchet message). Changes nothing.
+    pub(crate) fn open_slot(
+        &self,
+        bytes: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SessionsError> {
         let envelope = Envelope::from_bytes(bytes)?;
-        let payload = envelope.open(&self.identity).map_err(|e| match e {
+        envelope.open(&self.identity).map_err(|e| match e {
             EnvelopeError::NoSlotForDevice => SessionsError::NotARecipient,
             e => SessionsError::Envelope(e),
-        })?;
-        let (routing, message) = Routing::split(&payload)?;
+        })
+    }
+
+    /// The (sending account, conversation) a slot payload claims, before
+    /// anything is authenticated: which peers must be in memory to decrypt it.
+    pub(crate) fn slot_accounts(
+        payload: &[u8],
+    ) -> Result<(Ed25519PublicKey, Ed25519PublicKey), SessionsError> {
+        let (routing, _) = Routing::split(payload)?;
+        Ok((routing.sender_account, routing.conversation))
+    }
+
+    /// The rest of [`SessionManager::decrypt`] on an opened slot payload.
+    pub(crate) fn decrypt_slot(&mut self, payload: &[u8]) -> Result<Received, SessionsError> {
+        let (routing, message) = Routing::split(payload)?;
         let own_key = self.account();
         let is_own = routing.sender_account == own_key;
         // Routing consistency: a contact writes to this account; another

@@ -1,6 +1,7 @@
 use super::routing::{Routing, associated_data};
 use super::*;
 use crate::device::list::{ClientVersion, DeviceEntry, DeviceListDraft, Platform};
+use crate::ratchet::StorageError;
 use alloc::{format, vec};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -622,20 +623,20 @@ fn stored_device_round_trips_and_keeps_working() {
     let other = crate::ratchet::StorageKey::generate(&mut rng);
     assert_eq!(
         StoredDevice::decrypt(&blob, &other),
-        Err(SessionsError::Storage)
+        Err(SessionsError::Storage(StorageError::WrongKeyOrTampered))
     );
     let mut bad = blob.clone();
     bad[40] ^= 1;
     assert_eq!(
         StoredDevice::decrypt(&bad, &key),
-        Err(SessionsError::Storage)
+        Err(SessionsError::Storage(StorageError::WrongKeyOrTampered))
     );
     // A stored session's blob is not a stored device.
     let session_blob =
         crate::ratchet::StoredSession::from_bytes(&[1, 0x10]).encrypt(&mut rng, &key);
     assert_eq!(
         StoredDevice::decrypt(&session_blob, &key),
-        Err(SessionsError::Storage)
+        Err(SessionsError::Storage(StorageError::Corrupted))
     );
 
     // Every truncation is refused without a panic.
