@@ -40,6 +40,9 @@ pub(crate) mod label {
     pub(crate) const MESSAGE_KEY: &[u8] = b"SessionRatchet/v1/message-key";
     /// HMAC input deriving the next chain key (spec §7.3).
     pub(crate) const CHAIN_KEY: &[u8] = b"SessionRatchet/v1/chain-key";
+    /// HMAC input deriving a message's body key from its message key and
+    /// header nonce (spec §7.3, §7.11).
+    pub(crate) const MESSAGE_BODY_KEY: &[u8] = b"SessionRatchet/v1/message-body-key";
     /// Associated-data prefix of stored-state encryption (spec §7.10).
     pub(crate) const STORED_STATE: &[u8] = b"SessionRatchet/v1/stored-state";
     /// Hash of the Session v2 upgrade transcript (spec §9.11.3).
@@ -65,6 +68,13 @@ pub(crate) mod label {
     pub(crate) const LINK_PAYLOAD_KEY: &[u8] = b"SessionRatchet/v1/link-payload-key";
     /// Prefix of the emoji SAS input of a device link (spec §8.5.5).
     pub(crate) const LINK_SAS: &[u8] = b"SessionRatchet/v1/link-sas";
+    /// HKDF `info` of the client record keys (spec §10.3).
+    pub(crate) const RECORD_KEYS: &[u8] = b"SessionRatchet/v1/record-keys";
+    /// Associated-data prefix of an encrypted client record (spec §10.3).
+    pub(crate) const STORED_RECORD: &[u8] = b"SessionRatchet/v1/stored-record";
+    /// Prefix of the hash that stands for an identifier in log lines (spec §10.10).
+    #[cfg_attr(not(feature = "log"), allow(dead_code))]
+    pub(crate) const LOG_ID: &[u8] = b"SessionRatchet/v1/log-id";
     /// The X-Wing combiner label, `\.//^\` (draft-connolly-cfrg-xwing-kem-06 §5.3).
     pub(crate) const XWING: &[u8; 6] = br"\.//^\";
 
@@ -79,6 +89,7 @@ pub(crate) mod label {
         RATCHET_ROOT,
         MESSAGE_KEY,
         CHAIN_KEY,
+        MESSAGE_BODY_KEY,
         STORED_STATE,
         UPGRADE_TRANSCRIPT,
         UPGRADE_KEYS,
@@ -90,6 +101,9 @@ pub(crate) mod label {
         LINK_TRANSCRIPT,
         LINK_PAYLOAD_KEY,
         LINK_SAS,
+        RECORD_KEYS,
+        STORED_RECORD,
+        LOG_ID,
     ];
 }
 

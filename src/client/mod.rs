@@ -52,12 +52,20 @@
 //! ```
 
 mod error;
+#[cfg(feature = "hazmat-test-vectors")]
+mod hazmat;
+mod logging;
 mod records;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use error::{ClientError, Corruption, RecordError, RecordKind};
+#[cfg(feature = "hazmat-test-vectors")]
+pub use hazmat::{
+    hazmat_open_record, hazmat_record_key, hazmat_record_keys, hazmat_record_name,
+    hazmat_seal_record,
+};
 pub use store::{CommitOutcome, MemoryStore, RecordStore, RecordWrite, StoreError};
 
 use crate::account::{Account, SessionId, StoredAccount};
@@ -83,6 +91,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use rand_core::CryptoRng;
+#[cfg(feature = "log")]
+use logging::LogId;
+use logging::event;
 use records::{Name, RecordKeys};
 use zeroize::Zeroizing;
 
@@ -586,12 +597,25 @@ impl Device {
         let head_key = keys.key(&Name::fixed(RecordKind::Head));
         let loaded = load_with_retries(&mut *store, &keys, &head_key)?;
         if loaded.generation < min_generation {
+            event!(
+                warn,
+                "store at generation {} is older than generation {} seen: rolled back",
+                loaded.generation,
+                min_generation
+            );
             return Err(RecordError::RolledBack {
                 found: loaded.generation,
                 expected: min_generation,
             }
             .into());
         }
+        event!(
+            info,
+            "opened device {} at generation {} with {} contacts",
+            LogId::of(loaded.head.device_id.as_bytes()),
+            loaded.generation,
+            loaded.contacts.len()
+        );
         Ok(Self::from_loaded(store, rng, keys, head_key, loaded))
     }
 
@@ -818,6 +842,13 @@ impl Device {
                 writes.extend(d.session_writes(&d.head.account));
             }
             d.commit(writes)?;
+            event!(
+                debug,
+                "sent to {}: {} envelope(s), {} new session(s)",
+                LogId::of(&conv),
+                out.envelopes.len(),
+                out.sessions_started
+            );
             Ok(d.outgoing(out, conversation, true))
         })
     }
@@ -826,6 +857,27 @@ impl Device {
     /// session it used (and the prekeys, for a new session) before
     /// returning the content. On error nothing changed.
     pub fn receive(&mut self, envelope: &[u8]) -> Result<Received, ClientError> {
+        let result = self.receive_inner(envelope);
+        match &result {
+            Ok(_r) => event!(
+                debug,
+                "received {:?} from {}/{} (new session: {})",
+                _r.kind,
+                LogId::of(&_r.sender.to_bytes()),
+                LogId::of(_r.sender_device.as_bytes()),
+                _r.new_session
+            ),
+            Err(_e) => event!(
+                info,
+                "envelope of {} bytes not decrypted: {}",
+                envelope.len(),
+                logging::error_kind(_e)
+            ),
+        }
+        result
+    }
+
+    fn receive_inner(&mut self, envelope: &[u8]) -> Result<Received, ClientError> {
         self.run(|d| {
             let payload = d.manager.open_slot(envelope)?;
             let (sender, conversation) = SessionManager::slot_accounts(&payload)?;
@@ -1090,15 +1142,24 @@ impl Device {
         &mut self,
         mut op: impl FnMut(&mut Self) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
+        for _attempt in 1..=MAX_COMMIT_ATTEMPTS {
             if self.stale {
                 self.reload()?;
             }
             match op(self) {
-                Err(ClientError::Busy) => self.stale = true,
+                Err(ClientError::Busy) => {
+                    event!(
+                        info,
+                        "another process committed first; reloading (attempt {} of {})",
+                        _attempt,
+                        MAX_COMMIT_ATTEMPTS
+                    );
+                    self.stale = true;
+                }
                 other => return other,
             }
         }
+        event!(warn, "gave up after {} conflicting commits", MAX_COMMIT_ATTEMPTS);
         Err(ClientError::Busy)
     }
 
@@ -1296,6 +1357,12 @@ impl Device {
             .inspect_err(|_| self.stale = true)?;
         match outcome {
             CommitOutcome::Committed => {
+                event!(
+                    debug,
+                    "committed generation {}: {} records written or deleted",
+                    generation,
+                    batch.len()
+                );
                 self.generation = generation;
                 self.head_bytes = Some(head);
                 Ok(())

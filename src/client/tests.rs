@@ -664,3 +664,77 @@ fn debug_output_holds_no_secret() {
     let l = LinkingDevice::start(rng(1), &DeviceInfo::new("x"));
     assert!(!format!("{l:?}").contains("identity"));
 }
+
+/// Every line the `log` feature emits, captured for the redaction test.
+#[cfg(feature = "log")]
+mod captured_logs {
+    use std::boxed::Box;
+    use std::string::String;
+    use std::sync::{Mutex, OnceLock};
+    use std::vec::Vec;
+
+    struct Capture(Mutex<Vec<String>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if record.target().starts_with("session_ratchet") {
+                if let Ok(mut lines) = self.0.lock() {
+                    lines.push(std::format!("{}", record.args()));
+                }
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+
+    /// Installs the capturing logger (once per test binary) and returns the
+    /// lines logged so far by any test.
+    pub(super) fn lines() -> Vec<String> {
+        let capture = CAPTURE.get_or_init(|| {
+            let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+            let _ = log::set_logger(c);
+            log::set_max_level(log::LevelFilter::Trace);
+            c
+        });
+        capture.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "log")]
+#[test]
+fn log_lines_hold_no_secret_content_or_full_identifier() {
+    let _ = captured_logs::lines();
+    let (mut a, sa, mut b, _) = pair();
+    let secret_text = b"the content must never be logged";
+    send_one(&mut a, &mut b, secret_text, 2_000);
+    send_one(&mut b, &mut a, b"reply", 2_001);
+    // Failures: garbage, a duplicate, an unknown sender, a conflict.
+    let out = a.send(&b.account_key(), b"dup", 2_002).unwrap();
+    b.receive(&out[0].bytes).unwrap();
+    let _ = b.receive(&out[0].bytes);
+    let _ = b.receive(b"garbage");
+    let mut other = Device::open(Box::new(sa.clone()), &key(1), rng(90), 0).unwrap();
+    a.send(&b.account_key(), b"first", 2_003).unwrap();
+    other.send(&b.account_key(), b"second, after a conflict", 2_004).unwrap();
+    let lines = captured_logs::lines();
+    let text = lines.join("\n");
+    assert!(text.contains("not decrypted: Undecryptable(DuplicateMessage)"), "{text}");
+    assert!(text.contains("another process committed first"), "{text}");
+    assert!(text.contains("committed generation"), "{text}");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for account in [a.account_key().to_bytes(), b.account_key().to_bytes()] {
+        assert!(!text.contains(&hex(&account[..4])), "account key prefix logged");
+        assert!(!text.contains(&format!("{:?}", &account[..4])), "account key bytes logged");
+    }
+    for device in [a.device_id(), b.device_id()] {
+        assert!(!text.contains(&hex(&device.as_bytes()[..4])), "device id prefix logged");
+    }
+    assert!(!text.contains(core::str::from_utf8(secret_text).unwrap()));
+    assert!(!text.contains(&hex(&[1u8; 8])), "storage key logged");
+    let identity = a.manager.identity().to_stored();
+    assert!(!text.contains(&hex(&identity.as_bytes()[2..10])), "identity secret logged");
+}
