@@ -66,7 +66,7 @@ impl Name {
         }
     }
 
-    fn encode(&self) -> [u8; 65] {
+    pub(super) fn encode(&self) -> [u8; 65] {
         let mut out = [0u8; 65];
         out[0] = self.kind as u8;
         out[1..33].copy_from_slice(&self.account);
@@ -134,20 +134,32 @@ impl RecordKeys {
     ) -> Vec<u8> {
         let mut nonce = [0u8; XNONCE_LEN];
         rng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(&nonce, name, generation, plain)
+    }
+
+    /// [`RecordKeys::seal`] with the nonce given: the one sealing code, also
+    /// behind the published test vectors (`client::hazmat_seal_record`).
+    pub(crate) fn seal_with_nonce(
+        &self,
+        nonce: &[u8; XNONCE_LEN],
+        name: &Name,
+        generation: u64,
+        plain: &[u8],
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(PREFIX_LEN + plain.len() + TAG_LEN);
         out.push(WIRE_VERSION);
         out.push(TYPE_RECORD);
         out.push(name.kind as u8);
         out.extend_from_slice(&generation.to_be_bytes());
         out.extend_from_slice(&self.check);
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         let ad = ad(out.get(..PREFIX_LEN - XNONCE_LEN).unwrap_or(&[]), name);
         // Room for the tag up front: sealing never reallocates, so no freed
         // block keeps a copy of the plaintext.
         let mut body = Zeroizing::new(Vec::with_capacity(plain.len() + TAG_LEN));
         body.extend_from_slice(plain);
         // In-memory buffers below the record limit always seal.
-        let _ = aead::seal_x(self.enc.expose(), &nonce, &ad, &mut body);
+        let _ = aead::seal_x(self.enc.expose(), nonce, &ad, &mut body);
         out.extend_from_slice(&body);
         out
     }
@@ -202,6 +214,14 @@ impl RecordKeys {
             return Err(corrupted(Corruption::Authentication));
         }
         Ok((u64::from_be_bytes(*generation), buf))
+    }
+}
+
+#[cfg(feature = "hazmat-test-vectors")]
+impl RecordKeys {
+    /// `K_rec`, `K_name` and `check`, for the published test vectors.
+    pub(super) fn hazmat_parts(&self) -> ([u8; 32], [u8; 32], [u8; CHECK_LEN]) {
+        (*self.enc.expose(), *self.name.expose(), self.check)
     }
 }
 
