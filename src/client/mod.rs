@@ -90,10 +90,10 @@ use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use rand_core::CryptoRng;
 #[cfg(feature = "log")]
 use logging::LogId;
 use logging::event;
+use rand_core::CryptoRng;
 use records::{Name, RecordKeys};
 use zeroize::Zeroizing;
 
@@ -406,6 +406,8 @@ pub struct Device {
     contacts: BTreeSet<[u8; 32]>,
     /// Memory may be ahead of the store (a failed commit): reload first.
     stale: bool,
+    /// Contacts kept in memory ([`MAX_CACHED_CONTACTS`]; smaller in tests).
+    cache_limit: usize,
 }
 
 impl fmt::Debug for Device {
@@ -574,6 +576,7 @@ impl Device {
             manager,
             contacts: BTreeSet::new(),
             stale: false,
+            cache_limit: MAX_CACHED_CONTACTS,
         };
         let mut writes = device.base_writes();
         writes.push(device.peer_write(&device.head.account));
@@ -638,6 +641,7 @@ impl Device {
             manager: l.manager,
             contacts: l.contacts,
             stale: false,
+            cache_limit: MAX_CACHED_CONTACTS,
         }
     }
 
@@ -730,6 +734,7 @@ impl Device {
             manager,
             contacts,
             stale: false,
+            cache_limit: MAX_CACHED_CONTACTS,
         };
         let mut writes = device.base_writes();
         let accounts: Vec<[u8; 32]> = core::iter::once(device.head.account)
@@ -966,7 +971,6 @@ impl Device {
             d.commit(writes).inspect_err(|_| {
                 d.contacts.remove(&key);
             })?;
-            d.evict(&key);
             Ok(account)
         })
     }
@@ -1142,6 +1146,7 @@ impl Device {
         &mut self,
         mut op: impl FnMut(&mut Self) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
+        self.trim_cache();
         for _attempt in 1..=MAX_COMMIT_ATTEMPTS {
             if self.stale {
                 self.reload()?;
@@ -1159,7 +1164,11 @@ impl Device {
                 other => return other,
             }
         }
-        event!(warn, "gave up after {} conflicting commits", MAX_COMMIT_ATTEMPTS);
+        event!(
+            warn,
+            "gave up after {} conflicting commits",
+            MAX_COMMIT_ATTEMPTS
+        );
         Err(ClientError::Busy)
     }
 
@@ -1237,7 +1246,6 @@ impl Device {
                 return Err(e);
             }
         }
-        self.evict(account);
         Ok(true)
     }
 
@@ -1250,19 +1258,16 @@ impl Device {
         }
     }
 
-    /// Keeps at most [`MAX_CACHED_CONTACTS`] contacts in memory (every
-    /// cached record is committed, so dropping one loses nothing).
-    fn evict(&mut self, keep: &[u8; 32]) {
-        if self.manager.loaded_contacts() <= MAX_CACHED_CONTACTS {
-            return;
-        }
-        if let Some(victim) = self
-            .manager
-            .contact_keys_loaded()
-            .into_iter()
-            .find(|k| k != keep)
-        {
-            self.manager.unload_contact(&victim);
+    /// Keeps fewer than `cache_limit` contacts in memory before a call
+    /// starts (a call loads at most two). Every cached record is committed,
+    /// so dropping one loses nothing; it loads again when needed.
+    fn trim_cache(&mut self) {
+        let loaded = self.manager.contact_keys_loaded();
+        let excess = loaded
+            .len()
+            .saturating_sub(self.cache_limit.saturating_sub(1));
+        for victim in loaded.iter().take(excess) {
+            self.manager.unload_contact(victim);
         }
     }
 

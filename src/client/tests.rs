@@ -719,22 +719,77 @@ fn log_lines_hold_no_secret_content_or_full_identifier() {
     let _ = b.receive(b"garbage");
     let mut other = Device::open(Box::new(sa.clone()), &key(1), rng(90), 0).unwrap();
     a.send(&b.account_key(), b"first", 2_003).unwrap();
-    other.send(&b.account_key(), b"second, after a conflict", 2_004).unwrap();
+    other
+        .send(&b.account_key(), b"second, after a conflict", 2_004)
+        .unwrap();
     let lines = captured_logs::lines();
     let text = lines.join("\n");
-    assert!(text.contains("not decrypted: Undecryptable(DuplicateMessage)"), "{text}");
+    assert!(
+        text.contains("not decrypted: Undecryptable(DuplicateMessage)"),
+        "{text}"
+    );
     assert!(text.contains("another process committed first"), "{text}");
     assert!(text.contains("committed generation"), "{text}");
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     for account in [a.account_key().to_bytes(), b.account_key().to_bytes()] {
-        assert!(!text.contains(&hex(&account[..4])), "account key prefix logged");
-        assert!(!text.contains(&format!("{:?}", &account[..4])), "account key bytes logged");
+        assert!(
+            !text.contains(&hex(&account[..4])),
+            "account key prefix logged"
+        );
+        assert!(
+            !text.contains(&format!("{:?}", &account[..4])),
+            "account key bytes logged"
+        );
     }
     for device in [a.device_id(), b.device_id()] {
-        assert!(!text.contains(&hex(&device.as_bytes()[..4])), "device id prefix logged");
+        assert!(
+            !text.contains(&hex(&device.as_bytes()[..4])),
+            "device id prefix logged"
+        );
     }
     assert!(!text.contains(core::str::from_utf8(secret_text).unwrap()));
     assert!(!text.contains(&hex(&[1u8; 8])), "storage key logged");
     let identity = a.manager.identity().to_stored();
-    assert!(!text.contains(&hex(&identity.as_bytes()[2..10])), "identity secret logged");
+    assert!(
+        !text.contains(&hex(&identity.as_bytes()[2..10])),
+        "identity secret logged"
+    );
+}
+
+#[test]
+fn contacts_beyond_the_cache_load_again_when_needed() {
+    let (mut a, _) = Device::create_account(
+        Box::new(MemoryStore::new()),
+        &key(1),
+        rng(1),
+        DeviceInfo::new("a"),
+        0,
+    )
+    .unwrap();
+    a.cache_limit = 2;
+    let mut peers = Vec::new();
+    for n in 0..4u8 {
+        let (mut p, _) = Device::create_account(
+            Box::new(MemoryStore::new()),
+            &key(30 + n),
+            rng(30 + n),
+            DeviceInfo::new("p"),
+            0,
+        )
+        .unwrap();
+        let r = p.prekey_record().unwrap();
+        let ra = a.prekey_record().unwrap();
+        a.add_contact(&p.session_id(), &p.device_list(), Some(&r))
+            .unwrap();
+        p.add_contact(&a.session_id(), &a.device_list(), Some(&ra))
+            .unwrap();
+        peers.push(p);
+    }
+    for round in 0..3u64 {
+        for p in &mut peers {
+            send_one(&mut a, p, b"to peer", 100 + round);
+            send_one(p, &mut a, b"from peer", 100 + round);
+            assert!(a.manager.loaded_contacts() <= 2);
+        }
+    }
 }

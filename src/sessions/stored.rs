@@ -357,6 +357,7 @@ impl SessionManager {
     }
 
     /// The loaded contacts.
+    #[cfg(test)]
     pub(crate) fn loaded_contacts(&self) -> usize {
         self.contacts.len()
     }
