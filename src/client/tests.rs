@@ -680,10 +680,10 @@ mod captured_logs {
             true
         }
         fn log(&self, record: &log::Record<'_>) {
-            if record.target().starts_with("session_ratchet") {
-                if let Ok(mut lines) = self.0.lock() {
-                    lines.push(std::format!("{}", record.args()));
-                }
+            if record.target().starts_with("session_ratchet")
+                && let Ok(mut lines) = self.0.lock()
+            {
+                lines.push(std::format!("{}", record.args()));
             }
         }
         fn flush(&self) {}
