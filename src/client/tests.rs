@@ -793,3 +793,12 @@ fn contacts_beyond_the_cache_load_again_when_needed() {
         }
     }
 }
+
+#[test]
+fn a_device_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Device>();
+    send::<LinkingDevice>();
+    send::<LinkApproval>();
+    send::<MemoryStore>();
+}
