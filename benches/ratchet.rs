@@ -5,8 +5,8 @@
 //!
 //! - `same_chain_256B`: one 256-byte message encrypted and decrypted on an
 //!   established chain (no direction change). Floor: sender 2 HMAC (chain
-//!   step) + XChaCha20-Poly1305 seal (header) + ChaCha20-Poly1305 seal (body);
-//!   receiver the same opens. The PQ ratchet adds only cached symbols here.
+//!   step) + 1 HMAC (body key, spec §7.3) + XChaCha20-Poly1305 seal (header)
+//!   + ChaCha20-Poly1305 seal (body); receiver the same with opens. The PQ ratchet adds only cached symbols here.
 //! - `dh_turn_256B`: lockstep traffic, every message a DH ratchet turn. Floor:
 //!   sender X25519 key generation + X25519 + HKDF(96) + the same-chain floor;
 //!   receiver X25519 + HKDF(96) + one extra header open (trial decryption
@@ -75,6 +75,17 @@ fn primitives(c: &mut Criterion) {
                 <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
             m2.update(b"SessionRatchet/v1/chain-key");
             (m1.finalize(), m2.finalize())
+        })
+    });
+    // The body key (spec §7.3): one HMAC of the message key over the label
+    // and the message's 24-byte nonce, at each end of every message.
+    g.bench_function("hmac_sha256_body_key", |b| {
+        b.iter(|| {
+            let mut m =
+                <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(black_box(&key)).unwrap();
+            m.update(b"SessionRatchet/v1/message-body-key");
+            m.update(black_box(&[6u8; 24]));
+            m.finalize()
         })
     });
     let xc = XChaCha20Poly1305::new(&key.into());
@@ -291,6 +302,7 @@ fn report() {
     let p = |n| mean_ns("primitives", n);
     let names = [
         "hmac_sha256_x2",
+        "hmac_sha256_body_key",
         "xchacha_seal_header",
         "xchacha_open_header",
         "chacha_seal_body",
@@ -309,6 +321,7 @@ fn report() {
     };
     let [
         hmac,
+        body_key,
         xseal,
         xopen,
         seal,
@@ -323,15 +336,22 @@ fn report() {
     else {
         return;
     };
-    let same = 2.0 * hmac + xseal + seal + 2.0 * hmac + xopen + open;
+    // Each side: the chain step (two HMACs), the body key (one HMAC), the
+    // header AEAD and the body AEAD.
+    let same = 2.0 * hmac + body_key + xseal + seal + 2.0 * hmac + body_key + xopen + open;
     let (encs, decs, keys) = lockstep_pq_rates(2000);
     let pq = encs * enc + decs * (kg + dec) + keys * kg;
     let turn = same + keygen + x + hkdf + x + hkdf + xopen + pq;
     // In lockstep the message that completes a ciphertext also starts a new
     // receiving chain: an X25519, an HKDF and one extra header open.
-    let epoch = 2.0 * hmac + xopen + open + x + hkdf + xopen + kg + dec;
+    let epoch = 2.0 * hmac + body_key + xopen + open + x + hkdf + xopen + kg + dec;
     println!(
         "\nlockstep ML-KEM work per message: {encs:.3} encaps, {decs:.3} decaps, {keys:.3} keygens"
+    );
+    println!(
+        "body key (spec §7.3): {:.3} µs per HMAC, {:.3} µs per message (encrypt and decrypt)",
+        body_key / 1e3,
+        2.0 * body_key / 1e3
     );
     println!("ratio to primitive floor (criterion means, same run):");
     for (name, floor) in [

@@ -3,8 +3,11 @@
 //! This module owns the two AEAD uses of the protocol:
 //!
 //! - **message bodies**: ChaCha20-Poly1305 (RFC 8439) under a single-use
-//!   message key with the all-zero nonce — every message key encrypts exactly
-//!   one body, so a fixed nonce is safe;
+//!   key with the all-zero nonce — a ratchet message's body key (derived
+//!   from its message key and its random header nonce, spec §7.3, so even a
+//!   message key reused by a rolled-back sender gives a new one, §7.11), an
+//!   envelope slot key or the device-link payload key; each such key
+//!   encrypts exactly one body, so a fixed nonce is safe;
 //! - **headers and stored state**: XChaCha20-Poly1305 under a long-lived key
 //!   with a random 24-byte nonce drawn from the injected RNG.
 //!

@@ -145,6 +145,12 @@ secret_bytes!(
     MessageKey,
     32
 );
+secret_bytes!(
+    /// The key that seals one message body, `AK`, derived from the message
+    /// key and the message's nonce (spec §7.3).
+    BodyKey,
+    32
+);
 
 secret_bytes!(
     /// The 32-byte randomness `m` of an ML-KEM encapsulation, kept so the

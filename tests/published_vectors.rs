@@ -292,6 +292,7 @@ fn ratchet_vectors_replay_through_the_public_api() {
                 assert_eq!(m, unhex(&e["message"]), "message {} differs", e["index"]);
                 let t = s.hazmat_last_encryption().unwrap();
                 assert_eq!(t.message_key.as_slice(), unhex(&e["message_key"]));
+                assert_eq!(t.body_key.as_slice(), unhex(&e["body_key"]));
                 assert_eq!(t.header_key.as_slice(), unhex(&e["header_key"]));
                 assert_eq!(t.header.as_slice(), unhex(&e["header"]));
                 assert_eq!(t.body, unhex(&e["body"]));
@@ -339,16 +340,22 @@ fn ratchet_vectors_replay_through_the_public_api() {
     );
 }
 
+/// The frozen file's stored state still loads and stores back byte for byte.
+/// Its message was sealed under the message key itself, before body keys
+/// (spec §7.3, §7.11; a clean break, test-vectors/README.md): it is now
+/// rejected, and the rejection leaves the loaded state unchanged.
 #[test]
-fn frozen_stored_session_v1_still_loads_and_decrypts() {
-    use session_ratchet::ratchet::{Session, StoredSession};
+fn frozen_stored_session_v1_still_loads_and_rejects_its_old_derivation_message() {
+    use session_ratchet::ratchet::{RatchetError, Session, StoredSession};
     let v = &load("stored-session-v1")[0];
-    let mut s =
-        Session::from_stored(&StoredSession::from_bytes(&unhex(&v["stored_state"]))).unwrap();
+    let stored = unhex(&v["stored_state"]);
+    let mut s = Session::from_stored(&StoredSession::from_bytes(&stored)).unwrap();
+    assert_eq!(s.to_stored().as_bytes(), stored.as_slice());
     assert_eq!(
-        s.decrypt(&unhex(&v["message"]), &unhex(&v["ad"])).unwrap(),
-        unhex(&v["plaintext"])
+        s.decrypt(&unhex(&v["message"]), &unhex(&v["ad"])),
+        Err(RatchetError::AuthenticationFailed)
     );
+    assert_eq!(s.to_stored().as_bytes(), stored.as_slice());
 }
 
 #[test]
@@ -1007,6 +1014,7 @@ fn sessions_vectors_replay_through_the_public_api() {
                     let t = m.hazmat_last_encryption(&acct, &id).unwrap();
                     assert_eq!(t.header_key.to_vec(), unhex(&r["header_key"]));
                     assert_eq!(t.message_key.to_vec(), unhex(&r["message_key"]));
+                    assert_eq!(t.body_key.to_vec(), unhex(&r["body_key"]));
                     assert_eq!(t.header.to_vec(), unhex(&r["header"]));
                     assert_eq!(t.body, unhex(&r["body"]));
                 }

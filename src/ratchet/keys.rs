@@ -5,8 +5,9 @@
 //! secret), and the symmetric chain step.
 #![deny(clippy::integer_division_remainder_used)]
 
+use crate::aead::XNONCE_LEN;
 use crate::kdf::{self, label};
-use crate::secret::{ChainKey, HeaderKey, MessageKey, RootKey, SharedSecret};
+use crate::secret::{BodyKey, ChainKey, HeaderKey, MessageKey, RootKey, SharedSecret};
 use zeroize::Zeroize;
 
 fn split3(okm: &mut [u8; 96]) -> (RootKey, ChainKey, HeaderKey) {
@@ -83,4 +84,13 @@ pub(crate) fn chain(ck: &ChainKey) -> (ChainKey, MessageKey) {
         ChainKey::from_mut_array(&mut next),
         MessageKey::from_mut_array(&mut mk),
     )
+}
+
+/// The body key (spec §7.3): `AK = HMAC(MK, LABEL_MESSAGE_BODY_KEY ‖ nonce)`,
+/// with `nonce` the message's 24-byte header nonce. A message key used twice
+/// (a sender that rolled back its state) still gives two unrelated body keys
+/// unless the two random nonces collide (spec §7.11).
+pub(crate) fn body_key(mk: &MessageKey, nonce: &[u8; XNONCE_LEN]) -> BodyKey {
+    let mut ak = kdf::hmac_sha256(mk.expose(), &[label::MESSAGE_BODY_KEY, nonce]);
+    BodyKey::from_mut_array(&mut ak)
 }

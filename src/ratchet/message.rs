@@ -2,9 +2,10 @@
 #![allow(unreachable_pub)] // MIN_MESSAGE_LEN is re-exported from `ratchet`.
 //!
 //! ```text
-//! 0x01 ‖ 0x04 ‖ nonce (24) ‖ Enc_HK(header, 44 bytes) + tag (16) ‖ Enc_MK(body) + tag (16)
+//! 0x01 ‖ 0x04 ‖ nonce (24) ‖ Enc_HK(header, 44 bytes) + tag (16) ‖ Enc_AK(body) + tag (16)
 //! header = DH_pub (32) ‖ u32 PN ‖ u32 N ‖ u32 mixed PQ epoch (0 = none)
 //! body   = u16 len(pq) ‖ pq section ‖ u32 len(plaintext) ‖ plaintext ‖ zero padding
+//! AK     = HMAC(MK, LABEL_MESSAGE_BODY_KEY ‖ nonce)   (the body key, §7.3)
 //! ```
 
 use crate::aead::{TAG_LEN, XNONCE_LEN};

@@ -159,8 +159,11 @@ pub struct Session {
 pub struct EncryptionTrace {
     /// The header key that encrypted the header.
     pub header_key: [u8; 32],
-    /// The message key that encrypted the body.
+    /// The message key `MK` of the message's chain index (§7.3).
     pub message_key: [u8; 32],
+    /// The body key `AK` derived from `MK` and the nonce, which encrypted
+    /// the body (§7.3, §7.7).
+    pub body_key: [u8; 32],
     /// The header plaintext (§7.7).
     pub header: [u8; message::HEADER_LEN],
     /// The body plaintext: PQ section, plaintext and padding (§7.7).
@@ -545,17 +548,19 @@ impl Session {
         out.extend_from_slice(&enc_header);
         let wrap = self.pending_header.as_ref().map(encode_handshake_header);
         let mut body = message::body(&pq_section, plaintext, padding);
+        let ak = keys::body_key(&mk, &nonce);
         #[cfg(feature = "hazmat-test-vectors")]
         {
             self.trace = Some(EncryptionTrace {
                 header_key: *send.hk.expose(),
                 message_key: *mk.expose(),
+                body_key: *ak.expose(),
                 header: header.encode(),
                 body: body.clone(),
             });
         }
         let ad = body_ad(&self.th, associated_data, &out, wrap.as_deref());
-        if !aead::seal_single_use(mk.expose(), &ad, &mut body) {
+        if !aead::seal_single_use(ak.expose(), &ad, &mut body) {
             return Err(RatchetError::Internal);
         }
         out.extend_from_slice(&body);
@@ -646,7 +651,8 @@ impl Session {
         let mut body = parts.enc_body.to_vec();
         let wrap = wrapper.map(encode_handshake_header);
         let ad = body_ad(&self.th, associated_data, parts.prefix, wrap.as_deref());
-        if !aead::open_single_use(mk.expose(), &ad, &mut body) {
+        let ak = keys::body_key(&mk, &parts.nonce);
+        if !aead::open_single_use(ak.expose(), &ad, &mut body) {
             return Err(RatchetError::AuthenticationFailed);
         }
         let (pq_bytes, plaintext) =

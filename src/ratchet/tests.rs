@@ -793,3 +793,204 @@ fn pq_progresses_without_padding_slack() {
         "{total} bytes for {N} messages (bound {bound})"
     );
 }
+
+/// A message sent in a rollback experiment, opened with the keys the
+/// sender's state says it used.
+struct Opened {
+    message: Vec<u8>,
+    header: Header,
+    nonce: [u8; XNONCE_LEN],
+    /// The body plaintext (PQ section, plaintext, padding).
+    body: Vec<u8>,
+    /// The encrypted body without its tag.
+    sealed: Vec<u8>,
+}
+
+/// The message key the next `encrypt` of `s` uses (its sending chain exists).
+fn next_message_key(s: &Session) -> MessageKey {
+    keys::chain(&s.send.as_ref().unwrap().ck).1
+}
+
+/// The ratchet message inside `m` and the handshake header its body binds
+/// (a prekey message, §7.7), or `m` itself.
+fn inner_message(m: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    if m[1] == message_type::PREKEY_MESSAGE {
+        let pm = PrekeyMessage::from_bytes(m).unwrap();
+        (
+            pm.payload().to_vec(),
+            Some(encode_handshake_header(pm.header())),
+        )
+    } else {
+        (m.to_vec(), None)
+    }
+}
+
+/// Encrypts `text` from `s` (which must continue its sending chain) and
+/// opens the header and body again with the chain's header key and the body
+/// key derived from its message key.
+fn encrypt_and_open(s: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Opened {
+    let mk = next_message_key(s);
+    let hk = s.send.as_ref().unwrap().hk.duplicate();
+    let message = s.encrypt(rng, text, b"ad").unwrap();
+    let (inner, wrapper) = inner_message(&message);
+    let parts = message::split(&inner).unwrap();
+    let header = open_header(&hk, &s.th, &parts).unwrap();
+    let ak = keys::body_key(&mk, &parts.nonce);
+    let mut body = parts.enc_body.to_vec();
+    let ad = body_ad(&s.th, b"ad", parts.prefix, wrapper.as_deref());
+    assert!(aead::open_single_use(ak.expose(), &ad, &mut body));
+    let sealed = parts.enc_body[..parts.enc_body.len() - TAG_LEN].to_vec();
+    Opened {
+        header,
+        nonce: parts.nonce,
+        body,
+        sealed,
+        message,
+    }
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+/// Two messages from two copies of one stored state: same message key (same
+/// header: chain and index), yet the bodies are unrelated (spec §7.11).
+fn assert_unrelated_bodies(mk: &MessageKey, m1: &Opened, m2: &Opened) {
+    assert_eq!(m1.header, m2.header, "both copies used the same (chain, N)");
+    assert_ne!(m1.nonce, m2.nonce);
+    assert_ne!(
+        keys::body_key(mk, &m1.nonce).expose(),
+        keys::body_key(mk, &m2.nonce).expose()
+    );
+    assert_eq!(m1.body.len(), m2.body.len());
+    assert_ne!(m1.body, m2.body);
+    // No two-time pad: c1 ⊕ c2 is not p1 ⊕ p2 ...
+    assert_ne!(xor(&m1.sealed, &m2.sealed), xor(&m1.body, &m2.body));
+    // ... and not in any 16-byte block: the keystreams c ⊕ p differ in
+    // every block, and so do the ciphertexts, even over the zero padding
+    // both bodies share.
+    let (ks1, ks2) = (xor(&m1.sealed, &m1.body), xor(&m2.sealed, &m2.body));
+    for (i, (a, b)) in ks1.chunks(16).zip(ks2.chunks(16)).enumerate() {
+        assert_ne!(a, b, "keystream block {i}");
+    }
+    for (i, (a, b)) in m1.sealed.chunks(16).zip(m2.sealed.chunks(16)).enumerate() {
+        assert_ne!(a, b, "ciphertext block {i}");
+    }
+    // The check above is not vacuous: some blocks of plaintext are equal
+    // in the two bodies (PQ symbols or padding), where a reused keystream
+    // would give equal ciphertext blocks.
+    let shared = m1
+        .body
+        .chunks(16)
+        .zip(m2.body.chunks(16))
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(shared > 0, "the bodies share no block");
+    // Control: sealed under the message key itself (the derivation before
+    // §7.11), the same two bodies are a two-time pad.
+    let (mut o1, mut o2) = (m1.body.clone(), m2.body.clone());
+    assert!(aead::seal_single_use(mk.expose(), b"", &mut o1));
+    assert!(aead::seal_single_use(mk.expose(), b"", &mut o2));
+    let n = m1.body.len();
+    assert_eq!(xor(&o1[..n], &o2[..n]), xor(&m1.body, &m2.body));
+}
+
+/// Spec §7.11: a sender that reloads an older stored state (a crash before
+/// persisting, a second process, a restored backup) and encrypts again
+/// reuses a message key, but not a keystream; the receiver accepts the first
+/// of the two messages and rejects the second as a duplicate without
+/// changing its state.
+#[test]
+fn rolled_back_sender_reuses_no_keystream() {
+    let mut p = pair(16);
+    let r = send(&mut p, false, b"reply");
+    recv(&mut p, true, &r).unwrap();
+    let m = send(&mut p, true, b"first of a new chain");
+    recv(&mut p, false, &m).unwrap();
+
+    let stored = p.a.to_stored();
+    let mut copy1 = Session::from_stored(&stored).unwrap();
+    let mut copy2 = Session::from_stored(&stored).unwrap();
+    let mk = next_message_key(&copy1);
+    let m1 = encrypt_and_open(&mut copy1, &mut p.rng, b"the first text, 29 bytes long");
+    let m2 = encrypt_and_open(&mut copy2, &mut p.rng, b"another text of the same size");
+    assert_eq!(m1.header.n, 1);
+    assert_unrelated_bodies(&mk, &m1, &m2);
+
+    assert_eq!(
+        p.b.decrypt(&m1.message, b"ad").unwrap(),
+        b"the first text, 29 bytes long"
+    );
+    let before = snapshot(&p.b);
+    assert_eq!(
+        p.b.decrypt(&m2.message, b"ad").unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+    assert_eq!(
+        snapshot(&p.b),
+        before,
+        "the rejected message changed nothing"
+    );
+    // The session goes on from the copy whose message was delivered.
+    let next = copy1.encrypt(&mut p.rng, b"next", b"ad").unwrap();
+    assert_eq!(p.b.decrypt(&next, b"ad").unwrap(), b"next");
+}
+
+/// The same for the first flight: two prekey messages from two copies of an
+/// initiating state carry one handshake and one message key (index 0).
+#[test]
+fn rolled_back_initiator_reuses_no_keystream() {
+    let mut rng = ChaCha20Rng::from_seed([17; 32]);
+    let alice = DeviceIdentity::generate(&mut rng);
+    let bob = DeviceIdentity::generate(&mut rng);
+    let mut store = PrekeyStore::new(&mut rng, &bob);
+    let bundle = store.bundle(&bob, None, None).unwrap().verify().unwrap();
+    let a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let stored = a.to_stored();
+    let mut copy1 = Session::from_stored(&stored).unwrap();
+    let mut copy2 = Session::from_stored(&stored).unwrap();
+    let mk = next_message_key(&copy1);
+    let m1 = encrypt_and_open(&mut copy1, &mut rng, b"hello from one copy");
+    let m2 = encrypt_and_open(&mut copy2, &mut rng, b"hello from the copy");
+    assert_eq!(m1.message[1], message_type::PREKEY_MESSAGE);
+    assert_eq!(m1.header.n, 0);
+    assert_unrelated_bodies(&mk, &m1, &m2);
+
+    let (mut b, pt) = Session::respond(&bob, &mut store, &m1.message, b"ad").unwrap();
+    assert_eq!(pt, b"hello from one copy");
+    let before = snapshot(&b);
+    assert_eq!(
+        b.decrypt(&m2.message, b"ad").unwrap_err(),
+        RatchetError::DuplicateMessage
+    );
+    assert_eq!(snapshot(&b), before);
+}
+
+/// The body key is not the message key: a body sealed under `MK` itself (the
+/// derivation before §7.11) does not authenticate, and changes nothing.
+#[test]
+fn body_sealed_under_the_message_key_is_rejected() {
+    let mut p = pair(18);
+    let r = send(&mut p, false, b"reply");
+    recv(&mut p, true, &r).unwrap();
+    let m = send(&mut p, true, b"first of a new chain");
+    recv(&mut p, false, &m).unwrap();
+
+    let mk = next_message_key(&p.a);
+    let th = p.a.th;
+    let sent = encrypt_and_open(&mut p.a, &mut p.rng, b"sealed twice");
+    let parts = message::split(&sent.message).unwrap();
+    let mut old = sent.body.clone();
+    let ad = body_ad(&th, b"ad", parts.prefix, None);
+    assert!(aead::seal_single_use(mk.expose(), &ad, &mut old));
+    let old_message = [parts.prefix, &old].concat();
+    assert_eq!(old_message.len(), sent.message.len());
+
+    let before = snapshot(&p.b);
+    assert_eq!(
+        p.b.decrypt(&old_message, b"ad").unwrap_err(),
+        RatchetError::AuthenticationFailed
+    );
+    assert_eq!(snapshot(&p.b), before);
+    assert_eq!(p.b.decrypt(&sent.message, b"ad").unwrap(), b"sealed twice");
+}

@@ -507,8 +507,9 @@ fn send(
             .hazmat_last_encryption(&w.key(*acct), id)
             .unwrap();
         let th = sender_mgr.active_session(&w.key(*acct), id).unwrap();
-        // The body is sealed under the message key with the §7.7 associated
-        // data built from this `ad`: `TH ‖ u32(len(ad)) ‖ ad ‖ prefix ‖ wrapper`.
+        // The body is sealed under the body key (§7.3: from the message key
+        // and the message's nonce) with the §7.7 associated data built from
+        // this `ad`: `TH ‖ u32(len(ad)) ‖ ad ‖ prefix ‖ wrapper`.
         let (wrapper, inner) = if *is_new || message[1] == 0x02 {
             assert_eq!(message[2 + 64 + 32 + 4], 0x00, "no one-time prekeys");
             message.split_at(PREKEY_WRAPPER_LEN)
@@ -524,7 +525,7 @@ fn send(
         ]
         .concat();
         assert_eq!(
-            super::envelope::seal_body(&t.message_key, &body_ad, &t.body),
+            super::envelope::seal_body(&t.body_key, &body_ad, &t.body),
             inner[86..],
             "{r}: body"
         );
@@ -537,6 +538,7 @@ fn send(
             "transcript_hash": hex(th),
             "header_key": hex(t.header_key),
             "message_key": hex(t.message_key),
+            "body_key": hex(t.body_key),
             "header": hex(t.header),
             "body": hex(&t.body),
             "routing_header": hex(header),

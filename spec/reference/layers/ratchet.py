@@ -41,7 +41,8 @@ PARTIES = ("alice", "bob")
 EVENT_FIELDS = {
     "initiate": (("op", "by", "draws"), ("transcript_hash",)),
     "encrypt": (("op", "by", "plaintext", "ad", "draws"),
-                ("index", "header_key", "message_key", "header", "pq_section", "body", "message")),
+                ("index", "header_key", "message_key", "body_key", "header", "pq_section", "body",
+                 "message")),
     "respond": (("op", "by", "index", "ad"), ("plaintext",)),
     "decrypt": (("op", "by", "index", "ad"), ("plaintext",)),
     "reject": (("op", "by", "name", "input", "ad"), ("expected_error",)),
@@ -313,7 +314,7 @@ def _run_event(ctx: VectorContext, setup: Setup, store: PrekeyStore, sessions: d
         out, trace = run_draws(lambda draws: encrypt(s, pt, ad, draws))
         expect_at(ctx, _path("events", i, "index"), ev, "index", len(messages))
         for fld, val in (("header_key", trace.header_key), ("message_key", trace.message_key),
-                         ("header", trace.header), ("pq_section", trace.pq_section),
+                         ("body_key", trace.body_key), ("header", trace.header), ("pq_section", trace.pq_section),
                          ("body", trace.body), ("message", out)):
             expect_at(ctx, _path("events", i, fld), ev, fld, val)
         messages.append(out)

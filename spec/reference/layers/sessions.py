@@ -42,7 +42,7 @@ REVOKED_DEVICE_FIELDS = {"name", "account", "rng_seed", "ed25519_seed", "x25519_
 DEVICE_OUTPUTS = ("public_identity", "bundle")
 
 RECIPIENT_FIELDS = ("device", "account", "new_session", "session_created", "session_heal",
-                    "transcript_hash", "header_key", "message_key", "header", "body",
+                    "transcript_hash", "header_key", "message_key", "body_key", "header", "body",
                     "routing_header", "ad", "ratchet_message", "slot_payload")
 RECEIVED_FIELDS = ("device", "sender", "sender_device", "conversation", "content_kind", "content",
                    "new_session", "sender_list_newer", "recipient_list_outdated",
@@ -442,7 +442,8 @@ def run_send_step(ctx: VectorContext, sc: Scenario, v: dict) -> None:
                          ("new_session", t.new_session), ("session_created", t.created),
                          ("session_heal", t.heal), ("transcript_hash", t.transcript_hash),
                          ("header_key", t.encrypt.header_key),
-                         ("message_key", t.encrypt.message_key), ("header", t.encrypt.header),
+                         ("message_key", t.encrypt.message_key),
+                         ("body_key", t.encrypt.body_key), ("header", t.encrypt.header),
                          ("body", t.encrypt.body), ("routing_header", t.routing_header),
                          ("ad", t.ad), ("ratchet_message", t.ratchet_message),
                          ("slot_payload", t.slot_payload)):

@@ -31,6 +31,7 @@ LABEL_RATCHET_INIT = ascii_("SessionRatchet/v1/ratchet-init")
 LABEL_RATCHET_ROOT = ascii_("SessionRatchet/v1/ratchet-root")
 LABEL_MESSAGE_KEY = ascii_("SessionRatchet/v1/message-key")
 LABEL_CHAIN_KEY = ascii_("SessionRatchet/v1/chain-key")
+LABEL_MESSAGE_BODY_KEY = ascii_("SessionRatchet/v1/message-body-key")
 
 # §6.2.
 TYPE_RATCHET_MESSAGE = 0x04
@@ -72,6 +73,13 @@ def kdf_rk(rk: bytes, dh_out: bytes, pq: tuple[int, bytes] | None) -> tuple[byte
 def kdf_ck(ck: bytes) -> tuple[bytes, bytes]:
     """Returns (MK, CK')."""
     return hmac_sha256(ck, LABEL_MESSAGE_KEY), hmac_sha256(ck, LABEL_CHAIN_KEY)
+
+
+def kdf_body(mk: bytes, nonce: bytes) -> bytes:
+    """§7.3: the body key AK of the message with message key `mk` and
+    24-byte header nonce `nonce`."""
+    assert len(nonce) == NONCE_LEN
+    return hmac_sha256(mk, LABEL_MESSAGE_BODY_KEY + nonce)
 
 
 def ratchet_init_keys(rk_hs: bytes, th: bytes) -> tuple[bytes, bytes]:
@@ -130,6 +138,7 @@ class EncryptTrace:
     """The intermediate values an `encrypt` vector lists."""
     header_key: bytes
     message_key: bytes
+    body_key: bytes
     header: bytes
     pq_section: bytes
     body: bytes
@@ -226,8 +235,9 @@ def encrypt(s: Session, plaintext: bytes, ad: bytes, draw: Draw) -> tuple[bytes,
     nonce = draw(NONCE_LEN)
     enc_header = xchacha20poly1305_seal(chain.hk, nonce, header, _header_ad() + s.th)
     prefix = u8(WIRE_VERSION) + u8(TYPE_RATCHET_MESSAGE) + nonce + enc_header
-    enc_body = chacha20poly1305_seal(mk, bytes(12), body, _body_ad(s.th, ad, prefix, wrapper))
-    trace = EncryptTrace(chain.hk, mk, header, section, body)
+    ak = kdf_body(mk, nonce)
+    enc_body = chacha20poly1305_seal(ak, bytes(12), body, _body_ad(s.th, ad, prefix, wrapper))
+    trace = EncryptTrace(chain.hk, mk, ak, header, section, body)
     chain.ck = ck_next
     chain.n += 1
     return wrapper + prefix + enc_body, trace
@@ -341,8 +351,10 @@ def _parse_body(body: bytes) -> tuple[bytes, bytes]:
     return section, plaintext
 
 
-def _decrypt_ratchet(s: Session, pm: ParsedMessage, ad: bytes, wrapper: bytes) -> bytes:
-    """Steps 3-7 of §7.7 on `s` (a staged copy)."""
+def message_key_for(s: Session, pm: ParsedMessage) -> bytes:
+    """Steps 3-6 of §7.7 on `s` (a staged copy): the message key `MK` of
+    the message whose header `pm` carries, with every state change those
+    steps make applied to `s`."""
     # 3. trial decryption
     candidates = []
     if s.recv is not None:
@@ -405,9 +417,15 @@ def _decrypt_ratchet(s: Session, pm: ParsedMessage, ad: bytes, wrapper: bytes) -
         s.sending = None
         if e != 0:
             s.pq.complete_outgoing()
+    return mk
 
-    # 7. body
-    body = chacha20poly1305_open(mk, bytes(12), pm.enc_body, _body_ad(s.th, ad, pm.prefix, wrapper))
+
+def _decrypt_ratchet(s: Session, pm: ParsedMessage, ad: bytes, wrapper: bytes) -> bytes:
+    """Steps 3-7 of §7.7 on `s` (a staged copy)."""
+    mk = message_key_for(s, pm)
+    # 7. body, under the body key AK derived from MK and the nonce (§7.3)
+    ak = kdf_body(mk, pm.nonce)
+    body = chacha20poly1305_open(ak, bytes(12), pm.enc_body, _body_ad(s.th, ad, pm.prefix, wrapper))
     if body is None:
         raise ProtocolError("AuthenticationFailed")
     section, plaintext = _parse_body(body)
