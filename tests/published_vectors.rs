@@ -1143,3 +1143,132 @@ fn stored_prekeys_vectors_replay_through_the_public_api() {
     .collect();
     assert_eq!(counts, want);
 }
+
+#[test]
+fn records_vectors_replay_through_the_public_api() {
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use session_ratchet::client::{
+        Device, MemoryStore, RecordError, hazmat_open_record, hazmat_record_key,
+        hazmat_record_keys, hazmat_record_name, hazmat_seal_record,
+    };
+    use session_ratchet::ratchet::StorageKey;
+    use vectors::records::{kind_of, record_class};
+
+    let key = |v: &Value| StorageKey::from_bytes(arr(v));
+    let kind = |v: &Value| kind_of(u8::try_from(v.as_u64().unwrap()).unwrap());
+    let all = load("records");
+    let mut counts = std::collections::BTreeMap::new();
+    for v in &all {
+        let vkind = v["kind"].as_str().unwrap();
+        *counts.entry(vkind.to_string()).or_insert(0) += 1;
+        match vkind {
+            "record-keys" => {
+                let (k_rec, k_name, check) = hazmat_record_keys(&key(&v["storage_key"]));
+                assert_eq!(k_rec.to_vec(), unhex(&v["k_rec"]));
+                assert_eq!(k_name.to_vec(), unhex(&v["k_name"]));
+                assert_eq!(check.to_vec(), unhex(&v["check"]));
+            }
+            "record-seal" => {
+                let sk = key(&v["storage_key"]);
+                let k = kind(&v["record_kind"]);
+                let (a, d) = (arr(&v["account"]), arr(&v["device"]));
+                let g = v["generation"].as_u64().unwrap();
+                let plain = unhex(&v["plain"]);
+                assert_eq!(
+                    hazmat_record_name(k, &a, &d).to_vec(),
+                    unhex(&v["record_name"])
+                );
+                assert_eq!(hazmat_record_key(&sk, k, &a, &d), unhex(&v["key"]));
+                let value = hazmat_seal_record(&sk, k, &a, &d, g, &arr(&v["nonce"]), &plain);
+                assert_eq!(value, unhex(&v["value"]), "{}", v["name"]);
+                assert_eq!(hazmat_open_record(&sk, k, &a, &d, &value), Ok((g, plain)));
+            }
+            "device-store" => {
+                // Every record opens under its name to its generation and
+                // content; together they are a store the crate opens as a
+                // device at the published generation.
+                let sk = key(&v["storage_key"]);
+                let generation = v["generation"].as_u64().unwrap();
+                let mut store = MemoryStore::new();
+                let mut head = None;
+                let mut contacts = None;
+                for r in v["records"].as_array().unwrap() {
+                    let name = unhex(&r["record_name"]);
+                    let k = kind(&r["record_kind"]);
+                    assert_eq!(k as u8, name[0]);
+                    let (a, d): ([u8; 32], [u8; 32]) = (
+                        name[1..33].try_into().unwrap(),
+                        name[33..].try_into().unwrap(),
+                    );
+                    let store_key = unhex(&r["key"]);
+                    assert_eq!(hazmat_record_key(&sk, k, &a, &d), store_key);
+                    let value = unhex(&r["value"]);
+                    let (g, plain) = hazmat_open_record(&sk, k, &a, &d, &value).unwrap();
+                    assert_eq!(g, r["generation"].as_u64().unwrap());
+                    assert!(g <= generation);
+                    assert_eq!(plain, unhex(&r["plain"]));
+                    match k as u8 {
+                        0x01 => head = Some(r["fields"].clone()),
+                        0x05 => contacts = Some(r["fields"]["contacts"].clone()),
+                        _ => {}
+                    }
+                    store.overwrite(&store_key, Some(value));
+                }
+                let (head, contacts) = (head.unwrap(), contacts.unwrap());
+                let rng = Box::new(ChaCha20Rng::from_seed([0; 32]));
+                let device = Device::open(Box::new(store), &sk, rng, generation).unwrap();
+                assert_eq!(device.generation(), generation);
+                assert_eq!(
+                    device.device_id().as_bytes().to_vec(),
+                    unhex(&head["device_id"])
+                );
+                assert_eq!(
+                    device.account_key().to_bytes().to_vec(),
+                    unhex(&head["account_key"])
+                );
+                assert_eq!(device.holds_account_key(), head["account_held"] == true);
+                let held: Vec<Value> = device
+                    .contacts()
+                    .iter()
+                    .map(|c| Value::from(hex::encode(c.to_bytes())))
+                    .collect();
+                assert_eq!(Value::from(held), contacts);
+            }
+            "record-open-error" => {
+                let k = kind(&v["record_kind"]);
+                let (a, d) = (arr(&v["account"]), arr(&v["device"]));
+                let value = match v.get("value") {
+                    Some(x) => unhex(x),
+                    None => {
+                        let mut b = unhex(&v["value_prefix"]);
+                        b.resize(
+                            v["value_zero_padded_to_length"].as_u64().unwrap() as usize,
+                            0,
+                        );
+                        b
+                    }
+                };
+                let err =
+                    hazmat_open_record(&key(&v["storage_key"]), k, &a, &d, &value).unwrap_err();
+                assert_eq!(record_class(&err), v["expected_error"], "{}", v["name"]);
+                if let RecordError::Corrupted { record, .. }
+                | RecordError::NewerVersion { record, .. } = err
+                {
+                    assert_eq!(record, k, "{}", v["name"]);
+                }
+            }
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("record-keys", 2),
+        ("record-seal", 7),
+        ("device-store", 1),
+        ("record-open-error", 31),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(counts, want);
+}

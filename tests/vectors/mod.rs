@@ -22,6 +22,7 @@ pub mod handshake;
 pub mod kem;
 pub mod link;
 pub mod ratchet;
+pub mod records;
 #[cfg(feature = "session-v2")]
 pub mod session_v2;
 pub mod sessions;
@@ -46,6 +47,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("link", link::vectors()),
         ("sessions", sessions::vectors()),
         ("stored-prekeys", stored_prekeys::vectors()),
+        ("records", records::vectors()),
     ];
     #[cfg(feature = "session-v2")]
     files.push(("session-v2", session_v2::vectors()));

@@ -6,10 +6,10 @@ number of vectors the published file holds). To add a layer, add a module
 and list it here.
 """
 
-from layers import (devices, envelope, handshake, kem, link, ratchet, session_v2, sessions,
-                    stored_prekeys, stored_session)
+from layers import (devices, envelope, handshake, kem, link, ratchet, records, session_v2,
+                    sessions, stored_prekeys, stored_session)
 
 MODULES = (kem, handshake, session_v2, ratchet, stored_session, stored_prekeys, devices, link,
-           envelope, sessions)
+           envelope, sessions, records)
 
 LAYERS = {m.LAYER: m for m in MODULES}
