@@ -60,7 +60,10 @@ fn v() -> ClientVersion {
 
 /// An account with `n` devices, each a session manager, with its list and
 /// prekey record.
-fn account(rng: &mut ChaCha20Rng, n: usize) -> (Account, Vec<SessionManager>, SignedDeviceList, PrekeyRecord) {
+fn account(
+    rng: &mut ChaCha20Rng,
+    n: usize,
+) -> (Account, Vec<SessionManager>, SignedDeviceList, PrekeyRecord) {
     let (account, _) = Account::generate(rng);
     let mut draft = DeviceListDraft::first(&account);
     let mut parts = Vec::new();
@@ -68,13 +71,21 @@ fn account(rng: &mut ChaCha20Rng, n: usize) -> (Account, Vec<SessionManager>, Si
         let identity = DeviceIdentity::generate(rng);
         let id = DeviceId::generate(rng);
         draft
-            .add_device(DeviceEntry::new(id, *identity.public(), Platform::Android, &format!("d{i}"), v(), 0))
+            .add_device(DeviceEntry::new(
+                id,
+                *identity.public(),
+                Platform::Android,
+                &format!("d{i}"),
+                v(),
+                0,
+            ))
             .unwrap();
         let store = PrekeyStore::new(rng, &identity);
         parts.push((identity, id, store));
     }
     let list = draft.sign(&account).unwrap();
-    let verified = VerifiedDeviceList::trust_first_with_key(list.clone(), &account.public_key()).unwrap();
+    let verified =
+        VerifiedDeviceList::trust_first_with_key(list.clone(), &account.public_key()).unwrap();
     let bundles: Vec<_> = parts
         .iter()
         .map(|(identity, _, store)| store.bundle(identity, None, None).unwrap())
@@ -82,7 +93,9 @@ fn account(rng: &mut ChaCha20Rng, n: usize) -> (Account, Vec<SessionManager>, Si
     let record = PrekeyRecord::build(rng, &verified, &bundles).unwrap();
     let managers = parts
         .into_iter()
-        .map(|(identity, id, store)| SessionManager::new(identity, id, verified.clone(), store).unwrap())
+        .map(|(identity, id, store)| {
+            SessionManager::new(identity, id, verified.clone(), store).unwrap()
+        })
         .collect();
     (account, managers, list, record)
 }
@@ -107,7 +120,8 @@ fn world(n: usize) -> World {
         for d in &mut devices {
             d.add_prekey_record(&key, &record).unwrap();
             d.add_contact(
-                VerifiedDeviceList::trust_first_with_key(my_list.clone(), &me_account.public_key()).unwrap(),
+                VerifiedDeviceList::trust_first_with_key(my_list.clone(), &me_account.public_key())
+                    .unwrap(),
             )
             .unwrap();
         }
@@ -213,11 +227,15 @@ fn main() {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect();
             let b0 = store.lock().unwrap().bytes_written();
-            let out = device.send(contact, b"a 40-byte message of a usual length....", 3_000).unwrap();
+            let out = device
+                .send(contact, b"a 40-byte message of a usual length....", 3_000)
+                .unwrap();
             let s = store.lock().unwrap();
             written += (s.bytes_written() - b0) as usize;
             for (k, val) in s.records() {
-                if k[0] == RecordKind::Sessions as u8 && before.get(k).map(Vec::as_slice) != Some(val) {
+                if k[0] == RecordKind::Sessions as u8
+                    && before.get(k).map(Vec::as_slice) != Some(val)
+                {
                     used += val.len() - RECORD_OVERHEAD - SET_FRAMING;
                 }
             }
