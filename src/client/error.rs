@@ -36,6 +36,8 @@ pub enum RecordKind {
 pub enum Corruption {
     /// Shorter than its fixed fields.
     Truncated,
+    /// Version byte 0: no version of this library writes it.
+    BadVersion,
     /// Longer than any record this library writes.
     TooLong,
     /// Another object type or record kind than its key names.
@@ -87,6 +89,23 @@ pub enum RecordError {
         /// The generation the client last saw.
         expected: u64,
     },
+    /// One record is older than the generation the head (or the contact
+    /// index) says it was last written at: that record alone was rolled
+    /// back. Treat the store as a backup ([`super::Device::restore_from_backup`]).
+    RecordRolledBack {
+        /// Which record.
+        record: RecordKind,
+        /// Its generation.
+        found: u64,
+        /// The generation it was last written at.
+        expected: u64,
+    },
+    /// A record to write would exceed the 4 MiB record limit; nothing was
+    /// committed (a session set at its bounds; start fewer sessions).
+    TooLarge {
+        /// Which record.
+        record: RecordKind,
+    },
     /// The store holds no device (nothing was created in it).
     Empty,
     /// The store already holds a device; open it instead of creating one.
@@ -112,6 +131,18 @@ impl fmt::Display for RecordError {
                 "the store is at generation {found} but generation {expected} was seen: \
                  it was rolled back; restore it as a backup"
             ),
+            Self::RecordRolledBack {
+                record,
+                found,
+                expected,
+            } => write!(
+                f,
+                "stored {record:?} record is at generation {found} but was written at {expected}: \
+                 it was rolled back; restore the store as a backup"
+            ),
+            Self::TooLarge { record } => {
+                write!(f, "a {record:?} record would exceed the 4 MiB limit; nothing was written")
+            }
             Self::Empty => f.write_str("the store holds no device; create or link one"),
             Self::NotEmpty => f.write_str("the store already holds a device; open it"),
         }
@@ -130,6 +161,15 @@ impl fmt::Debug for RecordError {
             Self::RolledBack { found, expected } => {
                 write!(f, "RolledBack(found {found}, expected {expected})")
             }
+            Self::RecordRolledBack {
+                record,
+                found,
+                expected,
+            } => write!(
+                f,
+                "RecordRolledBack({record:?}, found {found}, expected {expected})"
+            ),
+            Self::TooLarge { record } => write!(f, "TooLarge({record:?})"),
             Self::Empty => f.write_str("Empty"),
             Self::NotEmpty => f.write_str("NotEmpty"),
         }

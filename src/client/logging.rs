@@ -3,14 +3,16 @@
 //!
 //! A line never holds a secret, content or a full identifier: accounts
 //! and devices appear as [`LogId`], the first 4 bytes of
-//! `SHA-256(LABEL_LOG_ID ‖ id)`, enough to tell devices apart in one log
-//! and useless for finding them anywhere else; errors appear by their
-//! kind ([`error_kind`]), since some error values carry full account keys.
+//! `HMAC-SHA256(K_log, LABEL_LOG_ID ‖ id)` under a key derived from the
+//! storage key: enough to tell devices apart in one device's log, and no
+//! way for a log reader to test candidate Session IDs; errors appear by
+//! their kind ([`error_kind`]), since some error values carry full
+//! account keys.
 // Without the feature only the (empty) macro is used.
 #![cfg_attr(not(feature = "log"), allow(dead_code))]
 
 use super::ClientError;
-use crate::kdf::{self, label};
+use super::records::RecordKeys;
 use crate::sessions::SessionsError;
 use core::fmt;
 
@@ -18,9 +20,8 @@ use core::fmt;
 pub(crate) struct LogId([u8; 4]);
 
 impl LogId {
-    pub(crate) fn of(id: &[u8]) -> Self {
-        let h = kdf::sha256(&[label::LOG_ID, id]);
-        Self(*h.first_chunk::<4>().unwrap_or(&[0; 4]))
+    pub(crate) fn of(keys: &RecordKeys, id: &[u8]) -> Self {
+        Self(keys.log_tag(id))
     }
 }
 

@@ -86,7 +86,7 @@ use crate::secret::RecoverySeed;
 use crate::sessions::{ListChange, Outgoing, Received, SessionManager, SessionsError};
 use crate::wire::{Reader, WireError, Writer};
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -153,6 +153,16 @@ pub struct OutgoingEnvelope {
     /// Post it to each of these accounts' mailboxes (the conversation's
     /// account, and this account's when it has other devices).
     pub mailboxes: Vec<Ed25519PublicKey>,
+}
+
+/// What [`Device::heal`] produced.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Healed {
+    /// The healing notices to post, committed.
+    pub envelopes: Vec<OutgoingEnvelope>,
+    /// Accounts that could not be healed, with why; nothing changed for them.
+    pub failed: Vec<(Ed25519PublicKey, ClientError)>,
 }
 
 /// What a finished link gives the new device.
@@ -303,11 +313,23 @@ struct Head {
     account_held: bool,
     signed_rotated_at: u64,
     last_resort_rotated_at: u64,
+    anchors: Anchors,
+}
+
+/// The generation each rarely written record was last written at (spec
+/// §10.4): a record found older than its anchor was rolled back alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Anchors {
+    identity: u64,
+    account: u64,
+    prekeys: u64,
+    index: u64,
+    own_peer: u64,
 }
 
 impl Head {
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::start(TYPE_HEAD, 2 + 32 + 32 + 1 + 16);
+        let mut w = Writer::start(TYPE_HEAD, 2 + 32 + 32 + 1 + 16 + 40);
         w.bytes(self.device_id.as_bytes());
         w.bytes(&self.account);
         w.u8(if self.account_held {
@@ -317,6 +339,10 @@ impl Head {
         });
         w.u64(self.signed_rotated_at);
         w.u64(self.last_resort_rotated_at);
+        let a = &self.anchors;
+        for g in [a.identity, a.account, a.prekeys, a.index, a.own_peer] {
+            w.u64(g);
+        }
         w.finish()
     }
 
@@ -331,29 +357,41 @@ impl Head {
             account_held: flags & FLAG_ACCOUNT_HELD != 0,
             signed_rotated_at: r.u64("signed prekey rotated")?,
             last_resort_rotated_at: r.u64("last-resort prekey rotated")?,
+            anchors: Anchors {
+                identity: r.u64("identity generation")?,
+                account: r.u64("account generation")?,
+                prekeys: r.u64("prekeys generation")?,
+                index: r.u64("index generation")?,
+                own_peer: r.u64("own peer generation")?,
+            },
         };
         r.finish()?;
         Ok(head)
     }
 }
 
-fn encode_index(contacts: &BTreeSet<[u8; 32]>) -> Vec<u8> {
-    let mut w = Writer::start(TYPE_CONTACT_INDEX, 2 + 2 + 32 * contacts.len());
+/// The contacts, each with the generation its peer record was last
+/// written at (spec §10.3.1).
+type Contacts = BTreeMap<[u8; 32], u64>;
+
+fn encode_index(contacts: &Contacts) -> Vec<u8> {
+    let mut w = Writer::start(TYPE_CONTACT_INDEX, 2 + 2 + 40 * contacts.len());
     w.u16(u16::try_from(contacts.len()).unwrap_or(u16::MAX));
-    for c in contacts {
+    for (c, g) in contacts {
         w.bytes(c);
+        w.u64(*g);
     }
     w.finish()
 }
 
-fn decode_index(bytes: &[u8]) -> Result<BTreeSet<[u8; 32]>, WireError> {
+fn decode_index(bytes: &[u8]) -> Result<Contacts, WireError> {
     let mut r = Reader::start(bytes, TYPE_CONTACT_INDEX)?;
     let n = Reader::check_count(
         r.u16("contact count")?.into(),
         crate::sessions::MAX_CONTACTS,
         "contacts",
     )?;
-    let mut out = BTreeSet::new();
+    let mut out = Contacts::new();
     let mut last: Option<[u8; 32]> = None;
     for _ in 0..n {
         let key = r.array::<32>("contact")?;
@@ -361,7 +399,7 @@ fn decode_index(bytes: &[u8]) -> Result<BTreeSet<[u8; 32]>, WireError> {
             return Err(WireError::NotCanonical { field: "contacts" });
         }
         last = Some(key);
-        out.insert(key);
+        out.insert(key, r.u64("peer generation")?);
     }
     r.finish()?;
     Ok(out)
@@ -378,7 +416,7 @@ struct Loaded {
     head_bytes: Vec<u8>,
     account: Option<Account>,
     manager: SessionManager,
-    contacts: BTreeSet<[u8; 32]>,
+    contacts: Contacts,
 }
 
 /// One device of an account: the object a client holds (spec §10.1).
@@ -403,7 +441,7 @@ pub struct Device {
     head_bytes: Option<Vec<u8>>,
     account: Option<Account>,
     manager: SessionManager,
-    contacts: BTreeSet<[u8; 32]>,
+    contacts: Contacts,
     /// Memory may be ahead of the store (a failed commit): reload first.
     stale: bool,
     /// Contacts kept in memory ([`MAX_CACHED_CONTACTS`]; smaller in tests).
@@ -542,7 +580,8 @@ impl Device {
         account: Option<Account>,
         now: u64,
     ) -> Result<Self, (ClientError, Returned)> {
-        let keys = RecordKeys::derive(storage_key);
+        let mut keys = RecordKeys::derive(storage_key);
+        keys.set_owner(&device_id);
         let head_key = keys.key(&Name::fixed(RecordKind::Head));
         match store.get(&head_key) {
             Ok(None) => {}
@@ -561,6 +600,7 @@ impl Device {
             account_held: account.is_some(),
             signed_rotated_at: now,
             last_resort_rotated_at: now,
+            anchors: Anchors::default(),
         };
         let manager = SessionManager::new(identity, device_id, list, prekeys)
             .map_err(|e| (e.into(), None))?;
@@ -574,7 +614,7 @@ impl Device {
             head_bytes: None,
             account,
             manager,
-            contacts: BTreeSet::new(),
+            contacts: Contacts::new(),
             stale: false,
             cache_limit: MAX_CACHED_CONTACTS,
         };
@@ -596,9 +636,9 @@ impl Device {
         rng: Box<dyn CryptoRng + Send>,
         min_generation: u64,
     ) -> Result<Self, ClientError> {
-        let keys = RecordKeys::derive(storage_key);
+        let mut keys = RecordKeys::derive(storage_key);
         let head_key = keys.key(&Name::fixed(RecordKind::Head));
-        let loaded = load_with_retries(&mut *store, &keys, &head_key)?;
+        let loaded = load_with_retries(&mut *store, &mut keys, &head_key)?;
         if loaded.generation < min_generation {
             event!(
                 warn,
@@ -615,7 +655,7 @@ impl Device {
         event!(
             info,
             "opened device {} at generation {} with {} contacts",
-            LogId::of(loaded.head.device_id.as_bytes()),
+            LogId::of(&keys, loaded.head.device_id.as_bytes()),
             loaded.generation,
             loaded.contacts.len()
         );
@@ -659,13 +699,20 @@ impl Device {
         min_generation: u64,
         now: u64,
     ) -> Result<Self, ClientError> {
-        let keys = RecordKeys::derive(storage_key);
+        let mut keys = RecordKeys::derive(storage_key);
         let head_key = keys.key(&Name::fixed(RecordKind::Head));
-        let loaded = load_with_retries(&mut *store, &keys, &head_key)?;
+        let loaded = load_with_retries(&mut *store, &mut keys, &head_key)?;
+        // Already restored (by another process, or an earlier attempt): the
+        // store is not older than what the client saw; restoring again
+        // would replace prekeys that may already be published.
+        let done = min_generation > 0 && loaded.generation >= min_generation;
         let mut device = Self::from_loaded(store, rng, keys, head_key, loaded);
+        if done {
+            return Ok(device);
+        }
         // The generation jumps, so the client's last-seen value is passed.
         device.generation = device.generation.max(min_generation);
-        let contacts: Vec<[u8; 32]> = device.contacts.iter().copied().collect();
+        let contacts: Vec<[u8; 32]> = device.contacts.keys().copied().collect();
         let own = device.head.account;
         for account in core::iter::once(own).chain(contacts) {
             if account != own {
@@ -708,19 +755,25 @@ impl Device {
         {
             return Err(ClientError::NoAccountKey);
         }
-        let keys = RecordKeys::derive(storage_key);
+        let mut keys = RecordKeys::derive(storage_key);
+        keys.set_owner(manager.device_id());
         let head_key = keys.key(&Name::fixed(RecordKind::Head));
         let mut store = store;
         if store.get(&head_key)?.is_some() {
             return Err(RecordError::NotEmpty.into());
         }
-        let contacts: BTreeSet<[u8; 32]> = manager.contact_keys_loaded().into_iter().collect();
+        let contacts: Contacts = manager
+            .contact_keys_loaded()
+            .into_iter()
+            .map(|k| (k, 0))
+            .collect();
         let head = Head {
             device_id: *manager.device_id(),
             account: manager.account().to_bytes(),
             account_held: account.is_some(),
             signed_rotated_at: now,
             last_resort_rotated_at: now,
+            anchors: Anchors::default(),
         };
         let mut device = Self {
             store,
@@ -738,7 +791,7 @@ impl Device {
         };
         let mut writes = device.base_writes();
         let accounts: Vec<[u8; 32]> = core::iter::once(device.head.account)
-            .chain(device.contacts.iter().copied())
+            .chain(device.contacts.keys().copied())
             .collect();
         for a in &accounts {
             writes.push(device.peer_write(a));
@@ -796,7 +849,7 @@ impl Device {
     /// The contacts' account keys, ascending.
     pub fn contacts(&self) -> Vec<Ed25519PublicKey> {
         self.contacts
-            .iter()
+            .keys()
             .filter_map(|k| Ed25519PublicKey::from_bytes(k).ok())
             .collect()
     }
@@ -850,7 +903,7 @@ impl Device {
             event!(
                 debug,
                 "sent to {}: {} envelope(s), {} new session(s)",
-                LogId::of(&conv),
+                LogId::of(&d.keys, &conv),
                 out.envelopes.len(),
                 out.sessions_started
             );
@@ -868,8 +921,8 @@ impl Device {
                 debug,
                 "received {:?} from {}/{} (new session: {})",
                 _r.kind,
-                LogId::of(&_r.sender.to_bytes()),
-                LogId::of(_r.sender_device.as_bytes()),
+                LogId::of(&self.keys, &_r.sender.to_bytes()),
+                LogId::of(&self.keys, _r.sender_device.as_bytes()),
                 _r.new_session
             ),
             Err(_e) => event!(
@@ -906,13 +959,19 @@ impl Device {
     /// Starts fresh sessions with every device of every contact (and this
     /// account's other devices) that has none this device may send in, with
     /// a healing notice each (spec §8.8). Call it after
-    /// [`Device::restore_from_backup`]. Each account's sessions are committed
-    /// in their own batch.
-    pub fn heal(&mut self, now: u64) -> Result<Vec<OutgoingEnvelope>, ClientError> {
+    /// [`Device::restore_from_backup`]. Each account is healed and committed
+    /// on its own: one that fails (no prekeys held for a device, a store
+    /// error) is listed in [`Healed::failed`] with its sessions unchanged,
+    /// and the others' envelopes are returned; call `heal` again after
+    /// acting on the errors.
+    pub fn heal(&mut self, now: u64) -> Healed {
         let accounts: Vec<[u8; 32]> = core::iter::once(self.head.account)
-            .chain(self.contacts.iter().copied())
+            .chain(self.contacts.keys().copied())
             .collect();
-        let mut out = Vec::new();
+        let mut out = Healed {
+            envelopes: Vec::new(),
+            failed: Vec::new(),
+        };
         for account in accounts {
             let Ok(key) = Ed25519PublicKey::from_bytes(&account) else {
                 continue;
@@ -929,10 +988,13 @@ impl Device {
                 let writes = d.session_writes(&account);
                 d.commit(writes)?;
                 Ok(d.outgoing(o, &key, false))
-            })?;
-            out.extend(sent);
+            });
+            match sent {
+                Ok(sent) => out.envelopes.extend(sent),
+                Err(e) => out.failed.push((key, e)),
+            }
         }
-        Ok(out)
+        out
     }
 
     /// Adds a contact from its device list as fetched from the network,
@@ -949,7 +1011,7 @@ impl Device {
         let verified = VerifiedDeviceList::trust_first(list, session_id)?;
         let account = *verified.list().account();
         let key = account.to_bytes();
-        if key == self.head.account || self.contacts.contains(&key) {
+        if key == self.head.account || self.contacts.contains_key(&key) {
             self.update_contact(device_list, &[], prekey_record)?;
             return Ok(account);
         }
@@ -966,7 +1028,7 @@ impl Device {
                     .add_prekey_record(&account, r)
                     .inspect_err(|_| d.stale = true)?;
             }
-            d.contacts.insert(key);
+            d.contacts.insert(key, 0);
             let writes = alloc::vec![d.peer_write(&key), d.index_write()];
             d.commit(writes).inspect_err(|_| {
                 d.contacts.remove(&key);
@@ -1040,14 +1102,11 @@ impl Device {
     /// replenish.
     pub fn maintain(&mut self, now: u64) -> Result<Option<Vec<u8>>, ClientError> {
         let rotated = self.run(|d| {
-            let signed_due = now
-                >= d.head
-                    .signed_rotated_at
-                    .saturating_add(SIGNED_PREKEY_ROTATION_SECS);
-            let kem_due = now
-                >= d.head
-                    .last_resort_rotated_at
-                    .saturating_add(LAST_RESORT_ROTATION_SECS);
+            // A rotation time in the future (a clock that jumped) counts as due,
+            // so one wrong clock cannot freeze rotation.
+            let due = |at: u64, every: u64| at > now || now >= at.saturating_add(every);
+            let signed_due = due(d.head.signed_rotated_at, SIGNED_PREKEY_ROTATION_SECS);
+            let kem_due = due(d.head.last_resort_rotated_at, LAST_RESORT_ROTATION_SECS);
             if !signed_due && !kem_due {
                 return Ok(false);
             }
@@ -1161,7 +1220,18 @@ impl Device {
                     );
                     self.stale = true;
                 }
-                other => return other,
+                // A call that fails without committing may have failed on
+                // state another process has since moved (a prekey it
+                // rotated, a contact it added): if the head moved, run the
+                // call again on the new state (spec §10.5).
+                Err(e) => {
+                    if self.head_moved()? {
+                        self.stale = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
         event!(
@@ -1172,10 +1242,15 @@ impl Device {
         Err(ClientError::Busy)
     }
 
+    /// Whether the store's head differs from the one this device holds.
+    fn head_moved(&mut self) -> Result<bool, ClientError> {
+        Ok(self.store.get(&self.head_key)?.as_deref() != self.head_bytes.as_deref())
+    }
+
     /// Drops everything in memory and loads the store again; a store older
     /// than what this device committed is a rollback.
     fn reload(&mut self) -> Result<(), ClientError> {
-        let loaded = load_with_retries(&mut *self.store, &self.keys, &self.head_key)?;
+        let loaded = load_with_retries(&mut *self.store, &mut self.keys, &self.head_key)?;
         if loaded.generation < self.generation || loaded.head.device_id != self.head.device_id {
             return Err(RecordError::RolledBack {
                 found: loaded.generation,
@@ -1199,15 +1274,21 @@ impl Device {
         if self.manager.is_loaded(account) {
             return Ok(true);
         }
-        if !self.contacts.contains(account) {
+        if !self.contacts.contains_key(account) {
             return Ok(false);
         }
-        let generation = self.generation;
+        let anchor = self.contacts.get(account).copied();
+        let held = Held {
+            generation: self.generation,
+            head_key: &self.head_key,
+            head_bytes: self.head_bytes.as_deref().unwrap_or(&[]),
+        };
         let Some(public) = read(
             &mut *self.store,
             &self.keys,
             &Name::peer(account),
-            generation,
+            &held,
+            anchor,
         )?
         else {
             return Err(RecordError::Missing {
@@ -1231,8 +1312,13 @@ impl Device {
             .unwrap_or_default();
         for device in devices {
             let name = Name::sessions(account, &device);
+            let held = Held {
+                generation: self.generation,
+                head_key: &self.head_key,
+                head_bytes: self.head_bytes.as_deref().unwrap_or(&[]),
+            };
             let loaded =
-                read(&mut *self.store, &self.keys, &name, generation).and_then(
+                read(&mut *self.store, &self.keys, &name, &held, None).and_then(
                     |bytes| match bytes {
                         Some(b) => self
                             .manager
@@ -1335,14 +1421,51 @@ impl Device {
     /// otherwise: the caller reloads and retries).
     fn commit(&mut self, writes: Vec<Pending>) -> Result<(), ClientError> {
         let generation = self.generation.checked_add(1).ok_or(ClientError::Busy)?;
-        let mut batch = Vec::with_capacity(writes.len() + 1);
-        for (name, plain) in &writes {
+        // The anchors move with the batch (spec §10.4): the head's for the
+        // rarely written records, the contact index's for contact peers. A
+        // failed commit reloads everything, so updating them first is safe.
+        let mut index = false;
+        let mut batch_writes = Vec::with_capacity(writes.len() + 1);
+        for (name, plain) in writes {
+            let a = &mut self.head.anchors;
+            match name.kind {
+                RecordKind::Identity => a.identity = generation,
+                RecordKind::Account => a.account = generation,
+                RecordKind::Prekeys => a.prekeys = generation,
+                RecordKind::ContactIndex => {
+                    index = true;
+                    continue;
+                }
+                RecordKind::Peer if name.account == self.head.account => a.own_peer = generation,
+                RecordKind::Peer => {
+                    if let Some(g) = self.contacts.get_mut(&name.account) {
+                        *g = generation;
+                        index = true;
+                    }
+                }
+                _ => {}
+            }
+            batch_writes.push((name, plain));
+        }
+        if index {
+            self.head.anchors.index = generation;
+            batch_writes.push((
+                Name::fixed(RecordKind::ContactIndex),
+                Some(Zeroizing::new(encode_index(&self.contacts))),
+            ));
+        }
+        let mut batch = Vec::with_capacity(batch_writes.len() + 1);
+        for (name, plain) in &batch_writes {
             let key = self.keys.key(name);
             batch.push(match plain {
-                Some(p) => RecordWrite::Put {
-                    key,
-                    value: self.keys.seal(&mut *self.rng, name, generation, p),
-                },
+                Some(p) => {
+                    let value = self.keys.seal(&mut *self.rng, name, generation, p);
+                    if value.len() > records::MAX_RECORD_LEN {
+                        self.stale = true;
+                        return Err(RecordError::TooLarge { record: name.kind }.into());
+                    }
+                    RecordWrite::Put { key, value }
+                }
                 None => RecordWrite::Delete { key },
             });
         }
@@ -1356,10 +1479,21 @@ impl Device {
             key: self.head_key.clone(),
             value: head.clone(),
         });
-        let outcome = self
+        let outcome = match self
             .store
             .commit(&self.head_key, self.head_bytes.as_deref(), &batch)
-            .inspect_err(|_| self.stale = true)?;
+        {
+            Ok(outcome) => outcome,
+            // The store may not know whether it committed (an error after
+            // the transaction ended): the head says (spec §10.2).
+            Err(e) => match self.store.get(&self.head_key) {
+                Ok(Some(current)) if current == head => CommitOutcome::Committed,
+                _ => {
+                    self.stale = true;
+                    return Err(e.into());
+                }
+            },
+        };
         match outcome {
             CommitOutcome::Committed => {
                 event!(
@@ -1426,20 +1560,51 @@ fn inconsistent(record: RecordKind) -> impl Fn(SessionsError) -> ClientError {
     }
 }
 
-/// Reads and opens one record; one newer than `generation` means another
-/// process committed since this device loaded ([`ClientError::Busy`]).
+/// What a device holds while it reads: the head it loaded.
+struct Held<'a> {
+    generation: u64,
+    head_key: &'a [u8],
+    head_bytes: &'a [u8],
+}
+
+/// Reads and opens one record. One newer than the held head (or than its
+/// anchor) means another process committed since ([`ClientError::Busy`]:
+/// reload and retry), unless the head has not moved, in which case the
+/// record does not belong to this state. One older than its anchor was
+/// rolled back alone (spec §10.4).
 fn read(
     store: &mut dyn RecordStore,
     keys: &RecordKeys,
     name: &Name,
-    generation: u64,
+    held: &Held<'_>,
+    anchor: Option<u64>,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
     let Some(bytes) = store.get(&keys.key(name))? else {
         return Ok(None);
     };
     let (g, plain) = keys.open(name, &bytes)?;
-    if g > generation {
-        return Err(ClientError::Busy);
+    if g > held.generation || anchor.is_some_and(|a| g > a) {
+        return Err(
+            if store.get(held.head_key)?.as_deref() == Some(held.head_bytes) {
+                RecordError::Corrupted {
+                    record: name.kind,
+                    reason: Corruption::Inconsistent,
+                }
+                .into()
+            } else {
+                ClientError::Busy
+            },
+        );
+    }
+    if let Some(a) = anchor
+        && g < a
+    {
+        return Err(RecordError::RecordRolledBack {
+            record: name.kind,
+            found: g,
+            expected: a,
+        }
+        .into());
     }
     Ok(Some(plain))
 }
@@ -1448,15 +1613,16 @@ fn require(
     store: &mut dyn RecordStore,
     keys: &RecordKeys,
     kind: RecordKind,
-    generation: u64,
+    held: &Held<'_>,
+    anchor: u64,
 ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-    read(store, keys, &Name::fixed(kind), generation)?
+    read(store, keys, &Name::fixed(kind), held, Some(anchor))?
         .ok_or(RecordError::Missing { record: kind }.into())
 }
 
 fn load_with_retries(
     store: &mut dyn RecordStore,
-    keys: &RecordKeys,
+    keys: &mut RecordKeys,
     head_key: &[u8],
 ) -> Result<Loaded, ClientError> {
     for _ in 0..MAX_COMMIT_ATTEMPTS {
@@ -1472,47 +1638,74 @@ fn load_with_retries(
 /// account's own records (spec §10.4).
 fn load(
     store: &mut dyn RecordStore,
-    keys: &RecordKeys,
+    keys: &mut RecordKeys,
     head_key: &[u8],
 ) -> Result<Loaded, ClientError> {
-    let head_bytes = store.get(head_key)?.ok_or(RecordError::Empty)?;
+    let Some(head_bytes) = store.get(head_key)? else {
+        // No head: an empty store, unless other records are there.
+        return Err(if store
+            .get(&keys.key(&Name::fixed(RecordKind::Identity)))?
+            .is_some()
+        {
+            RecordError::Missing {
+                record: RecordKind::Head,
+            }
+        } else {
+            RecordError::Empty
+        }
+        .into());
+    };
     let (generation, plain) = keys.open(&Name::fixed(RecordKind::Head), &head_bytes)?;
     let head = Head::decode(&plain).map_err(malformed(RecordKind::Head))?;
-    let identity = require(store, keys, RecordKind::Identity, generation)?;
+    keys.set_owner(&head.device_id);
+    let keys: &RecordKeys = keys;
+    let held = Held {
+        generation,
+        head_key,
+        head_bytes: &head_bytes,
+    };
+    let a = head.anchors;
+    let identity = require(store, keys, RecordKind::Identity, &held, a.identity)?;
     let identity = DeviceIdentity::from_stored(&StoredIdentity::from_bytes(&identity))
         .map_err(malformed(RecordKind::Identity))?;
-    let prekeys = require(store, keys, RecordKind::Prekeys, generation)?;
+    let prekeys = require(store, keys, RecordKind::Prekeys, &held, a.prekeys)?;
     let prekeys = PrekeyStore::from_stored(&StoredPrekeys::from_bytes(&prekeys)).map_err(|_| {
         ClientError::from(RecordError::Corrupted {
             record: RecordKind::Prekeys,
             reason: Corruption::Inconsistent,
         })
     })?;
-    let index = require(store, keys, RecordKind::ContactIndex, generation)?;
+    let index = require(store, keys, RecordKind::ContactIndex, &held, a.index)?;
     let contacts = decode_index(&index).map_err(malformed(RecordKind::ContactIndex))?;
     let account = if head.account_held {
-        let a = require(store, keys, RecordKind::Account, generation)?;
-        let a = Account::from_stored(&StoredAccount::from_bytes(&a))
+        let acc = require(store, keys, RecordKind::Account, &held, a.account)?;
+        let acc = Account::from_stored(&StoredAccount::from_bytes(&acc))
             .map_err(malformed(RecordKind::Account))?;
-        if a.public_key().to_bytes() != head.account {
+        if acc.public_key().to_bytes() != head.account {
             return Err(RecordError::Corrupted {
                 record: RecordKind::Account,
                 reason: Corruption::Inconsistent,
             }
             .into());
         }
-        Some(a)
+        Some(acc)
     } else {
         None
     };
-    let own =
-        read(store, keys, &Name::peer(&head.account), generation)?.ok_or(RecordError::Missing {
-            record: RecordKind::Peer,
-        })?;
+    let own = read(
+        store,
+        keys,
+        &Name::peer(&head.account),
+        &held,
+        Some(a.own_peer),
+    )?
+    .ok_or(RecordError::Missing {
+        record: RecordKind::Peer,
+    })?;
     let mut manager =
         SessionManager::from_record_parts(identity, head.device_id, prekeys, &own, &[])
             .map_err(inconsistent(RecordKind::Peer))?;
-    if manager.account().to_bytes() != head.account || contacts.contains(&head.account) {
+    if manager.account().to_bytes() != head.account || contacts.contains_key(&head.account) {
         return Err(RecordError::Corrupted {
             record: RecordKind::Peer,
             reason: Corruption::Inconsistent,
@@ -1528,12 +1721,8 @@ fn load(
         .filter(|id| *id != head.device_id)
         .collect();
     for device in siblings {
-        if let Some(b) = read(
-            store,
-            keys,
-            &Name::sessions(&head.account, &device),
-            generation,
-        )? {
+        let name = Name::sessions(&head.account, &device);
+        if let Some(b) = read(store, keys, &name, &held, None)? {
             manager
                 .load_session_set_record(&head.account, &device, &b)
                 .map_err(inconsistent(RecordKind::Sessions))?;

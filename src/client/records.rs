@@ -7,7 +7,8 @@
 //! value = 0x01 ‖ 0x19 ‖ kind ‖ u64 generation ‖ check (16) ‖ nonce (24)
 //!         ‖ XChaCha20-Poly1305(K_rec, nonce, plain,
 //!              AD = LABEL_STORED_RECORD ‖ value[0..27] ‖ name)
-//! K_rec ‖ K_name ‖ check = HKDF-SHA256(salt = "", storage key, LABEL_RECORD_KEYS, 80)
+//! K_rec ‖ K_name ‖ check ‖ K_log = HKDF-SHA256(salt = "", storage key, LABEL_RECORD_KEYS, 112)
+//! (every record but the head also binds its owner, the device id, into the AD)
 //! ```
 
 use super::error::{Corruption, RecordError, RecordKind};
@@ -80,12 +81,17 @@ pub(crate) struct RecordKeys {
     enc: SymmetricKey,
     name: SymmetricKey,
     check: [u8; CHECK_LEN],
+    log: SymmetricKey,
+    /// The device id the records belong to (from the head): bound into the
+    /// AD of every other record, so a record of another store under the
+    /// same storage key does not open here.
+    owner: [u8; 32],
 }
 
 impl RecordKeys {
     pub(crate) fn derive(storage_key: &StorageKey) -> Self {
-        let mut okm = Zeroizing::new([0u8; 80]);
-        // 80 bytes is far below HKDF's limit, so this cannot fail.
+        let mut okm = Zeroizing::new([0u8; 112]);
+        // 112 bytes is far below HKDF's limit, so this cannot fail.
         let _ = kdf::hkdf_sha256(
             &[],
             &[storage_key.expose()],
@@ -94,16 +100,32 @@ impl RecordKeys {
         );
         let (enc, rest) = okm.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
         let (name, rest) = rest.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
-        let check = rest
-            .first_chunk::<CHECK_LEN>()
-            .copied()
-            .unwrap_or([0; CHECK_LEN]);
-        let (mut enc, mut name) = (*enc, *name);
+        let (check, rest) = rest
+            .split_first_chunk::<CHECK_LEN>()
+            .unwrap_or((&[0; CHECK_LEN], &[]));
+        let log = rest.first_chunk::<32>().unwrap_or(&[0; 32]);
+        let (mut enc, mut name, mut log) = (*enc, *name, *log);
         Self {
             enc: SymmetricKey::from_mut_array(&mut enc),
             name: SymmetricKey::from_mut_array(&mut name),
-            check,
+            check: *check,
+            log: SymmetricKey::from_mut_array(&mut log),
+            owner: [0; 32],
         }
+    }
+
+    /// Binds the records to their device (known once the head is open, or
+    /// when the device is created).
+    pub(crate) fn set_owner(&mut self, device_id: &DeviceId) {
+        self.owner = *device_id.as_bytes();
+    }
+
+    /// The 4-byte tag that stands for an identifier in log lines (spec
+    /// §10.10): keyed, so a log reader cannot test candidate ids.
+    #[cfg_attr(not(feature = "log"), allow(dead_code))]
+    pub(crate) fn log_tag(&self, id: &[u8]) -> [u8; 4] {
+        let mac = kdf::hmac_sha256(self.log.expose(), &[label::LOG_ID, id]);
+        *mac.first_chunk::<4>().unwrap_or(&[0; 4])
     }
 
     /// The store key of a record. The head's is fixed (`0x01 ‖ 0^16`), so
@@ -153,7 +175,7 @@ impl RecordKeys {
         out.extend_from_slice(&generation.to_be_bytes());
         out.extend_from_slice(&self.check);
         out.extend_from_slice(nonce);
-        let ad = ad(out.get(..PREFIX_LEN - XNONCE_LEN).unwrap_or(&[]), name);
+        let ad = self.ad(out.get(..PREFIX_LEN - XNONCE_LEN).unwrap_or(&[]), name);
         // Room for the tag up front: sealing never reallocates, so no freed
         // block keeps a copy of the plaintext.
         let mut body = Zeroizing::new(Vec::with_capacity(plain.len() + TAG_LEN));
@@ -178,6 +200,9 @@ impl RecordKeys {
         let (&version, rest) = bytes
             .split_first()
             .ok_or(corrupted(Corruption::Truncated))?;
+        if version == 0 {
+            return Err(corrupted(Corruption::BadVersion));
+        }
         if version != WIRE_VERSION {
             return Err(RecordError::NewerVersion { record, version });
         }
@@ -204,13 +229,19 @@ impl RecordKeys {
             return Err(corrupted(Corruption::Truncated));
         }
         if !bool::from(check.ct_eq(&self.check)) {
-            return Err(RecordError::WrongKey);
+            // Decided on the head only: the head proved the key of the
+            // others, so theirs differing means a record from another store.
+            return Err(if record == RecordKind::Head {
+                RecordError::WrongKey
+            } else {
+                corrupted(Corruption::Authentication)
+            });
         }
         let head = bytes
             .get(..PREFIX_LEN - XNONCE_LEN)
             .ok_or(corrupted(Corruption::Truncated))?;
         let mut buf = Zeroizing::new(body.to_vec());
-        if !aead::open_x(self.enc.expose(), nonce, &ad(head, name), &mut buf) {
+        if !aead::open_x(self.enc.expose(), nonce, &self.ad(head, name), &mut buf) {
             return Err(corrupted(Corruption::Authentication));
         }
         Ok((u64::from_be_bytes(*generation), buf))
@@ -231,10 +262,17 @@ impl Drop for RecordKeys {
     }
 }
 
-fn ad(prefix: &[u8], name: &Name) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(label::STORED_RECORD.len() + prefix.len() + 65);
-    ad.extend_from_slice(label::STORED_RECORD);
-    ad.extend_from_slice(prefix);
-    ad.extend_from_slice(&name.encode());
-    ad
+impl RecordKeys {
+    /// `LABEL_STORED_RECORD ‖ prefix ‖ name`, and the owner for every
+    /// record but the head.
+    fn ad(&self, prefix: &[u8], name: &Name) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(label::STORED_RECORD.len() + prefix.len() + 65 + 32);
+        ad.extend_from_slice(label::STORED_RECORD);
+        ad.extend_from_slice(prefix);
+        ad.extend_from_slice(&name.encode());
+        if name.kind != RecordKind::Head {
+            ad.extend_from_slice(&self.owner);
+        }
+        ad
+    }
 }

@@ -517,9 +517,10 @@ fn restore_from_backup_heals_every_session() {
     let mut a =
         Device::restore_from_backup(Box::new(sa.clone()), &key(1), rng(8), seen, 3_000).unwrap();
     assert!(a.generation() > seen);
-    let heal = a.heal(3_001).unwrap();
-    assert_eq!(heal.len(), 1);
-    let rec = b.receive(&heal[0].bytes).unwrap();
+    let heal = a.heal(3_001);
+    assert!(heal.failed.is_empty(), "{:?}", heal.failed);
+    assert_eq!(heal.envelopes.len(), 1);
+    let rec = b.receive(&heal.envelopes[0].bytes).unwrap();
     assert!(rec.new_session);
     send_one(&mut a, &mut b, b"healed", 3_002);
     send_one(&mut b, &mut a, b"indeed", 3_003);
@@ -801,4 +802,210 @@ fn a_device_can_move_between_threads() {
     send::<LinkingDevice>();
     send::<LinkApproval>();
     send::<MemoryStore>();
+}
+
+fn record_of(store: &MemoryStore, kind: RecordKind) -> (Vec<u8>, Vec<u8>) {
+    store
+        .records()
+        .find(|(k, _)| k[0] == kind as u8)
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .unwrap()
+}
+
+#[test]
+fn one_record_rolled_back_alone_is_refused_when_anchored() {
+    let (mut a, sa, mut b, _) = pair();
+    send_one(&mut a, &mut b, b"x", 2_000);
+    let old = sa.lock().unwrap().clone();
+    // Rotate the prekeys and take a newer list of Bob's: the prekey store,
+    // the contact index and Bob's peer record are written again.
+    a.maintain(2_000 + LAST_RESORT_ROTATION_SECS)
+        .unwrap()
+        .unwrap();
+    let rb = b.prekey_record().unwrap();
+    a.update_contact(&b.device_list(), &[], Some(&rb)).unwrap();
+    let g = a.generation();
+    let new = sa.lock().unwrap().clone();
+    for kind in [RecordKind::Prekeys, RecordKind::Peer] {
+        let mut s = new.clone();
+        // The record as it was before, everything else current.
+        for (k, v) in old.records().filter(|(k, _)| k[0] == kind as u8) {
+            s.overwrite(k, Some(v.to_vec()));
+        }
+        let got = Device::open(Box::new(s), &key(1), rng(4), g)
+            .and_then(|mut d| d.send(&b.account_key(), b"?", 3_000).map(|_| ()));
+        assert!(
+            matches!(
+                got,
+                Err(ClientError::Records(RecordError::RecordRolledBack { record, .. })) if record == kind
+            ),
+            "{kind:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_call_on_a_moved_store_runs_again_on_the_new_state() {
+    // The extension rotates the prekeys and publishes them while the app
+    // still holds the old ones; a first message to the new keys reaches
+    // the app.
+    let s = shared();
+    let (mut app, _) = Device::create_account(
+        Box::new(s.clone()),
+        &key(1),
+        rng(1),
+        DeviceInfo::new("a"),
+        0,
+    )
+    .unwrap();
+    let mut ext = Device::open(Box::new(s.clone()), &key(1), rng(2), app.generation()).unwrap();
+    let record = ext
+        .maintain(LAST_RESORT_ROTATION_SECS + SIGNED_PREKEY_ROTATION_SECS)
+        .unwrap()
+        .unwrap();
+    let (mut c, _) = Device::create_account(
+        Box::new(MemoryStore::new()),
+        &key(3),
+        rng(3),
+        DeviceInfo::new("c"),
+        0,
+    )
+    .unwrap();
+    c.add_contact(&app.session_id(), &app.device_list(), Some(&record))
+        .unwrap();
+    let rc = c.prekey_record().unwrap();
+    ext.add_contact(&c.session_id(), &c.device_list(), Some(&rc))
+        .unwrap();
+    let out = c.send(&app.account_key(), b"to the new keys", 10).unwrap();
+    assert_eq!(
+        app.receive(&out[0].bytes).unwrap().content,
+        b"to the new keys"
+    );
+}
+
+#[test]
+fn a_revoked_device_still_opens_and_never_sends() {
+    let (mut a, _, mut b, _) = pair();
+    let published = a.prekey_record().unwrap();
+    let mut linking = LinkingDevice::start(rng(60), &DeviceInfo::new("tablet"));
+    let (approval, response) = a.respond_to_link(linking.request()).unwrap();
+    linking.receive_response(&response).unwrap();
+    let approved = a.approve_link(approval, 2_000, false).unwrap();
+    let ts = shared();
+    let mut tablet = linking
+        .finish(Box::new(ts.clone()), &key(7), &approved.payload, 2_000)
+        .unwrap()
+        .device;
+    assert!(!tablet.holds_account_key());
+    tablet
+        .update_contact(&a.device_list(), &[], Some(&published))
+        .unwrap();
+    let revoked = a.revoke(&tablet.device_id(), 3_000).unwrap();
+    tablet.update_contact(&revoked, &[], None).unwrap();
+    assert!(tablet.is_revoked());
+    let mut tablet =
+        Device::open(Box::new(ts.clone()), &key(7), rng(61), tablet.generation()).unwrap();
+    assert!(tablet.is_revoked());
+    let own = tablet.account_key();
+    assert!(matches!(
+        tablet.send(&own, b"note to self", 3_001),
+        Err(ClientError::Sessions(SessionsError::ThisDeviceRevoked))
+    ));
+    send_one(&mut a, &mut b, b"still fine", 3_002);
+}
+
+#[test]
+fn a_deleted_head_is_missing_not_empty_and_foreign_records_do_not_open() {
+    let (a, sa, _, _) = pair();
+    let g = a.generation();
+    let base = sa.lock().unwrap().clone();
+    let mut s = base.clone();
+    let (hk, _) = record_of(&base, RecordKind::Head);
+    s.overwrite(&hk, None);
+    assert!(matches!(
+        Device::open(Box::new(s), &key(1), rng(1), g),
+        Err(ClientError::Records(RecordError::Missing {
+            record: RecordKind::Head
+        }))
+    ));
+    // Another device whose client uses the same storage key: its identity
+    // record has the same store key here, but belongs to another owner.
+    let other = shared();
+    Device::create_account(
+        Box::new(other.clone()),
+        &key(1),
+        rng(50),
+        DeviceInfo::new("o"),
+        0,
+    )
+    .unwrap();
+    let (ik, iv) = record_of(&other.lock().unwrap(), RecordKind::Identity);
+    assert_eq!(ik, record_of(&base, RecordKind::Identity).0);
+    let mut s = base.clone();
+    s.overwrite(&ik, Some(iv));
+    assert_eq!(
+        Device::open(Box::new(s), &key(1), rng(1), g).map(|_| ()),
+        Err(ClientError::Records(RecordError::Corrupted {
+            record: RecordKind::Identity,
+            reason: Corruption::Authentication
+        }))
+    );
+}
+
+#[test]
+fn a_planted_newer_record_with_an_unmoved_head_is_inconsistent_not_busy() {
+    let (mut a, sa, mut b, _) = pair();
+    send_one(&mut a, &mut b, b"x", 2_000);
+    let old = sa.lock().unwrap().clone();
+    let g = a.generation();
+    send_one(&mut a, &mut b, b"y", 2_001);
+    let newer = sa.lock().unwrap().clone();
+    let (sk, sv) = record_of(&newer, RecordKind::Sessions);
+    let mut s = old.clone();
+    s.overwrite(&sk, Some(sv));
+    let mut d = Device::open(Box::new(s), &key(1), rng(1), g).unwrap();
+    assert_eq!(
+        d.send(&b.account_key(), b"?", 2_002).map(|_| ()),
+        Err(ClientError::Records(RecordError::Corrupted {
+            record: RecordKind::Sessions,
+            reason: Corruption::Inconsistent
+        }))
+    );
+}
+
+/// A store that commits and then reports a failure once (an I/O error after
+/// the transaction ended).
+struct LateFailure(Shared, bool);
+
+impl RecordStore for LateFailure {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn commit(
+        &mut self,
+        head: &[u8],
+        expected: Option<&[u8]>,
+        writes: &[RecordWrite],
+    ) -> Result<CommitOutcome, StoreError> {
+        let outcome = self.0.commit(head, expected, writes)?;
+        if std::mem::take(&mut self.1) {
+            return Err(StoreError::failed("disk I/O error after COMMIT"));
+        }
+        Ok(outcome)
+    }
+}
+
+#[test]
+fn a_commit_whose_outcome_the_store_lost_is_recognised_by_its_head() {
+    let (a, sa, mut b, _) = pair();
+    let g = a.generation();
+    let mut a = Device::open(Box::new(LateFailure(sa.clone(), true)), &key(1), rng(5), g).unwrap();
+    let out = a
+        .send(&b.account_key(), b"committed after all", 2_000)
+        .unwrap();
+    assert_eq!(
+        b.receive(&out[0].bytes).unwrap().content,
+        b"committed after all"
+    );
+    assert_eq!(a.generation(), g + 1);
 }

@@ -226,8 +226,22 @@ impl SessionManager {
         own_list: VerifiedDeviceList,
         prekeys: PrekeyStore,
     ) -> Result<Self, SessionsError> {
+        Self::with_own_list(identity, device_id, own_list, prekeys, false)
+    }
+
+    /// [`SessionManager::new`], or for stored state (`revoked_ok`) also a
+    /// device its own list has since revoked: it still decrypts what was
+    /// sent before the revocation reached the senders, and never sends.
+    pub(crate) fn with_own_list(
+        identity: DeviceIdentity,
+        device_id: DeviceId,
+        own_list: VerifiedDeviceList,
+        prekeys: PrekeyStore,
+        revoked_ok: bool,
+    ) -> Result<Self, SessionsError> {
         match own_list.status(&device_id) {
             DeviceStatus::Active(entry) if entry.identity() == identity.public() => {}
+            DeviceStatus::Revoked { .. } if revoked_ok => {}
             DeviceStatus::Revoked { .. } => return Err(SessionsError::ThisDeviceRevoked),
             _ => return Err(SessionsError::NotListed),
         }

@@ -265,7 +265,7 @@ impl SessionManager {
         )?;
         let account = *list.account();
         let list = VerifiedDeviceList::trust_first_with_key(list, &account)?;
-        let mut manager = Self::new(identity, device_id, list, prekeys)?;
+        let mut manager = Self::with_own_list(identity, device_id, list, prekeys, true)?;
         manager.load_peer_records(&account.to_bytes(), own_public, own_sets)?;
         Ok(manager)
     }
@@ -413,7 +413,8 @@ impl SessionManager {
         let prekeys =
             PrekeyStore::from_stored(&StoredPrekeys::from_bytes(read_part(&mut r, "prekeys")?))?;
         let own = read_peer(&mut r, None)?;
-        let mut manager = Self::new(identity, device_id, own.list.clone(), prekeys)?;
+        let mut manager =
+            Self::with_own_list(identity, device_id, own.list.clone(), prekeys, true)?;
         manager.own = own;
         let own_key = manager.account().to_bytes();
         let contacts =
