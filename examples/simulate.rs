@@ -1,6 +1,8 @@
 //! The multi-device network simulator (spec §8.6, §8.8): seeded accounts and
 //! devices on a lossy, reordering, duplicating store-and-forward network with
-//! offline periods, a link, a revocation and a restore from backup.
+//! offline periods, a link, a revocation, a restore from backup, a restore
+//! from the recovery phrase onto a new device, and a device running on from
+//! a stale stored state.
 //!
 //! ```text
 //! cargo run --release --example simulate -- --json --seed 7 --days 30
@@ -39,22 +41,66 @@ fn main() {
         (None, None) => vec![1],
     };
     let mut all_ok = true;
-    let mut totals = (0u64, 0u64, 0u64, 0u64, 0usize, 0usize, 0u64);
+    // Summed over the runs (the `max_` ones: the largest).
+    let mut totals: Vec<(&str, u64)> = Vec::new();
     for seed in &seeds {
         let r = sim::run(&sim::Config { seed: *seed, days });
         all_ok &= r.ok();
-        totals.0 += r.messages_sent;
-        totals.1 += r.deliveries_expected;
-        totals.2 += r.deliveries_decrypted;
-        totals.3 += r.session_resets;
-        totals.4 = totals.4.max(r.max_skipped_keys_held);
-        totals.5 = totals.5.max(r.max_state_bytes_per_device);
-        totals.6 += r.restores;
+        let failures: u64 = r.decrypt_failures.values().sum();
+        for (i, (name, v)) in [
+            ("messages_sent", r.messages_sent),
+            ("deliveries_expected", r.deliveries_expected),
+            ("deliveries_decrypted", r.deliveries_decrypted),
+            ("decrypt_failures", failures),
+            ("session_resets", r.session_resets),
+            ("restores", r.restores),
+            ("unconverged_pairs", r.unconverged_pairs),
+            ("unread_pairs", r.unread_pairs),
+            ("phrase_restores", r.phrase_restores),
+            ("lost_devices", r.lost_devices),
+            ("lost_devices_revoked", r.lost_devices_revoked),
+            ("copies_to_lost_devices", r.copies_to_lost_devices),
+            ("phrase_device_expected", r.phrase_device_expected),
+            ("phrase_device_decrypted", r.phrase_device_decrypted),
+            ("stale_reloads", r.stale_reloads),
+            ("encryptions_traced", r.encryptions_traced),
+            ("message_keys_reused", r.message_keys_reused),
+            ("body_keys_reused", r.body_keys_reused),
+            ("stale_copies_refused", r.stale_copies_refused),
+            ("stale_copies_decrypted", r.stale_copies_decrypted),
+            ("stale_duplicates_accepted", r.stale_duplicates_accepted),
+            ("copies_across_rollback", r.copies_across_rollback),
+            (
+                "copies_across_rollback_decrypted",
+                r.copies_across_rollback_decrypted,
+            ),
+            ("refusals_changed_state", r.refusals_changed_state),
+            ("failure_heals", r.failure_heals),
+            ("failure_heal_sessions", r.failure_heal_sessions),
+            ("max_skipped_keys_held", r.max_skipped_keys_held as u64),
+            (
+                "max_state_bytes_per_device",
+                r.max_state_bytes_per_device as u64,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if totals.len() <= i {
+                totals.push((name, 0));
+            }
+            let t = &mut totals[i].1;
+            *t = if name.starts_with("max_") {
+                (*t).max(v)
+            } else {
+                *t + v
+            };
+        }
         if json {
             println!("{}", r.to_json());
         } else {
             println!(
-                "seed {seed}: {} accounts, {} devices, loss {:.0}%: sent {}, delivered {}/{} decrypted, resets {} (restores {}), ok {}",
+                "seed {seed}: {} accounts, {} devices, loss {:.0}%: sent {}, delivered {}/{} decrypted, resets {} (restores {}), keys reused {} (body keys {}), ok {}",
                 r.accounts,
                 r.devices,
                 r.loss * 100.0,
@@ -63,21 +109,21 @@ fn main() {
                 r.deliveries_expected,
                 r.session_resets,
                 r.restores,
+                r.message_keys_reused,
+                r.body_keys_reused,
                 r.ok()
             );
         }
     }
     if seeds.len() > 1 {
+        let fields: Vec<String> = totals
+            .iter()
+            .map(|(name, v)| format!("\"{name}\":{v}"))
+            .collect();
         println!(
-            "{{\"summary\":{{\"seeds\":{},\"days\":{days},\"messages_sent\":{},\"deliveries_expected\":{},\"deliveries_decrypted\":{},\"session_resets\":{},\"restores\":{},\"max_skipped_keys_held\":{},\"max_state_bytes_per_device\":{},\"all_ok\":{all_ok}}}}}",
+            "{{\"summary\":{{\"seeds\":{},\"days\":{days},{},\"all_ok\":{all_ok}}}}}",
             seeds.len(),
-            totals.0,
-            totals.1,
-            totals.2,
-            totals.3,
-            totals.6,
-            totals.4,
-            totals.5
+            fields.join(",")
         );
     }
     if !all_ok {

@@ -11,19 +11,88 @@
 //!   devices fetch what is available in random order (reordering); items
 //!   expire 14 days after posting.
 //! - Devices go offline for hours, and some for up to 14 days.
-//! - Scripted mid-run events: a device is linked (the §8.5 exchange, SAS
-//!   compared), a device is revoked (and
-//!   keeps trying to read and write, as a thief would), a device is restored
-//!   from a backup at least a week old.
+//! - Scripted mid-run events, in this order: a device is linked (the §8.5
+//!   exchange, SAS compared); a device is revoked (and keeps trying to read
+//!   and write, as a thief would); an account is restored from its
+//!   recovery phrase; a device is restored from a backup at least a week
+//!   old (in another account); a device runs on from a stale stored state.
+//! - **Restore from the recovery phrase** (at 7/12 of the run): every live
+//!   device of one account is *lost* at once (silent from then on: it never
+//!   sends or fetches again). A new device is made from the account's
+//!   recovery seed alone, as `client::Device::restore_account` does:
+//!   `Account::from_recovery_seed`, a fresh identity and device id, the
+//!   account's published list fetched and its `next_draft()` adding the new
+//!   device, signed with the account key, fresh prekeys. It publishes its
+//!   list and prekey record and adds every contact again (their lists and
+//!   records from the directory); 6–30 hours later the user has it revoke
+//!   the lost devices (one signed list per device). Contacts learn of it
+//!   from `DeviceListOutdated` / `sender_list_newer` or their daily sync.
+//! - **Stale state** (at 3/4 of the run, on a device never restored from
+//!   backup, not revoked, not lost; online if possible, the device restored
+//!   from the phrase only if there is no other): the state the device stores
+//!   after its next send is the last its store keeps. The user sends a
+//!   second message at once in the same conversation; the device runs on
+//!   (sends, fetches) and crashes right after that message or after 1–2
+//!   more sends (at the latest three days after the event started, or when
+//!   settling begins). It
+//!   restarts from the kept state with `SessionManager::from_stored` —
+//!   *not* `restore_from_backup`: it does not know — and its outbox, which
+//!   the kept state still holds as unsent, sends the messages sent since
+//!   then again. It then runs normally.
 //! - Devices sync device lists and prekey records from a directory once a
-//!   day, and at once when a decrypt says a list is outdated or a send says
-//!   prekeys are missing.
+//!   day, and at once when a decrypt says a list is outdated or that the
+//!   sender holds a newer list of its own account, or a send says prekeys
+//!   are missing.
+//! - The client's rule for broken pairs (spec §8.8, `heal_device`): when
+//!   two fetches in a row brought messages from one sending device and none
+//!   decrypted (`Undecryptable`, other than as a duplicate or too old), the
+//!   device heals that sending device.
+//! - Settling: everyone online, no loss, delay or duplicates; three rounds
+//!   of messages from every live device to every other account, 8 hours of
+//!   fetching after each.
 //!
 //! Accounting: a *delivery* is one device-copy of an application message
 //! that reached a device that was a recipient when it was sent, within the
-//! TTL, not a duplicate. Copies encrypted to state that a restore destroyed
-//! (sent before the sender learned of the restore) and copies reaching a
-//! device after its revocation are counted apart, not as deliveries.
+//! TTL, not a duplicate. Counted apart, not as deliveries:
+//! - copies encrypted to state that a restore from backup destroyed (sent
+//!   before the sender learned of the restore): `copies_to_lost_state`;
+//! - copies reaching a device after its revocation;
+//! - copies addressed to a lost device (of an account restored from its
+//!   phrase) that it had not fetched when it was lost — sent before the
+//!   loss and not yet fetched, or sent after it while the senders' lists
+//!   still named it: `copies_to_lost_devices` (never delivered);
+//! - copies sealed under a *reused message key* (one the encryption of
+//!   another copy to the same device used too: the stale device's original
+//!   and its repeat), once the second encryption happened: at most one of
+//!   them can open (`stale_copies_decrypted`); the others are refused with
+//!   the receiver's stored state byte for byte unchanged, after it had
+//!   decrypted the other copy (`stale_copies_refused`). A copy under a
+//!   reused key that is neither is judged by the rules below;
+//! - after the crash, copies between the stale device and another device
+//!   that the rollback may have made unreadable (`copies_across_rollback`):
+//!   those the stale device sealed between its kept state and the crash
+//!   (from the lost state), delivered after the crash; and those sealed in a
+//!   *forked* session, delivered after it forked. A session forks when the
+//!   peer device decrypts a copy the lost state sealed on a ratchet chain it
+//!   started after the kept state (its first message, `N = 0`, sealed then):
+//!   the peer then holds a ratchet key whose private half only the lost
+//!   state had, so neither side can read the other's new chains in that
+//!   session until one of them heals. Copies in later sessions count as
+//!   deliveries again.
+//!
+//! The stale device's reloaded state forgot what it read between the kept
+//! state and the crash: a network duplicate of such a message that it
+//! decrypts again is `stale_duplicates_accepted`, not
+//! `duplicates_accepted`.
+//!
+//! Keystream reuse is measured with the `hazmat-test-vectors` trace
+//! (`SessionManager::hazmat_last_encryption`): the message key and the
+//! body key (derived from the message key and the message's nonce, spec
+//! §7.3) of every encryption of the run (messages, healing notices).
+//! `message_keys_reused` counts encryptions under a message key used
+//! before (the stale device's repeats: it shows the event reached the
+//! case); `body_keys_reused` counts encryptions under a body key used
+//! before, and must be 0.
 #![allow(dead_code)]
 
 use rand_chacha::ChaCha20Rng;
@@ -37,8 +106,12 @@ use session_ratchet::device::list::{
 use session_ratchet::device::record::PrekeyRecord;
 use session_ratchet::identity::{DeviceIdentity, Ed25519PublicKey};
 use session_ratchet::prekey::{PrekeyBundle, PrekeyStore};
-use session_ratchet::sessions::{ContentKind, SessionManager, SessionsError, StoredDevice};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use session_ratchet::ratchet::RatchetError;
+use session_ratchet::secret::RecoverySeed;
+use session_ratchet::sessions::{
+    ContentKind, Received, SessionManager, SessionsError, StoredDevice,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 const HOUR: u64 = 3600;
@@ -93,6 +166,26 @@ pub(crate) struct Report {
     pub(crate) revoked_sender_accepted_before_list_sync: u64,
     pub(crate) not_for_device: u64,
     pub(crate) unconverged_pairs: u64,
+    pub(crate) unread_pairs: u64,
+    pub(crate) phrase_restores: u64,
+    pub(crate) lost_devices: u64,
+    pub(crate) lost_devices_revoked: u64,
+    pub(crate) copies_to_lost_devices: u64,
+    pub(crate) phrase_device_expected: u64,
+    pub(crate) phrase_device_decrypted: u64,
+    pub(crate) stale_reloads: u64,
+    pub(crate) stale_window_sends: u64,
+    pub(crate) encryptions_traced: u64,
+    pub(crate) message_keys_reused: u64,
+    pub(crate) body_keys_reused: u64,
+    pub(crate) stale_copies_refused: u64,
+    pub(crate) stale_copies_decrypted: u64,
+    pub(crate) stale_duplicates_accepted: u64,
+    pub(crate) copies_across_rollback: u64,
+    pub(crate) copies_across_rollback_decrypted: u64,
+    pub(crate) failure_heals: u64,
+    pub(crate) failure_heal_sessions: u64,
+    pub(crate) refusals_changed_state: u64,
 }
 
 impl Report {
@@ -102,8 +195,13 @@ impl Report {
             && self.revoked_decrypts_after_revocation == 0
             && self.duplicates_accepted == 0
             && self.unconverged_pairs == 0
+            && self.unread_pairs == 0
+            && self.body_keys_reused == 0
+            && self.refusals_changed_state == 0
             && self.send_failures.is_empty()
-            && self.session_resets <= self.restores * self.devices.saturating_sub(1) as u64
+            && self.session_resets
+                <= (self.restores + self.stale_reloads) * self.devices.saturating_sub(1) as u64
+                    + self.failure_heal_sessions
     }
 
     pub(crate) fn to_json(&self) -> String {
@@ -124,7 +222,14 @@ impl Report {
                 "\"copies_to_lost_state\":{},\"copies_to_lost_state_decrypted\":{},",
                 "\"revoked_decrypts_after_revocation\":{},\"revoked_sender_rejected\":{},\"revoked_device_send_refused\":{},",
                 "\"revoked_sender_accepted_before_list_sync\":{},\"not_for_device\":{},",
-                "\"unconverged_pairs\":{},\"ok\":{}}}"
+                "\"unconverged_pairs\":{},\"unread_pairs\":{},",
+                "\"phrase_restores\":{},\"lost_devices\":{},\"lost_devices_revoked\":{},\"copies_to_lost_devices\":{},",
+                "\"phrase_device_expected\":{},\"phrase_device_decrypted\":{},",
+                "\"stale_reloads\":{},\"stale_window_sends\":{},\"encryptions_traced\":{},",
+                "\"message_keys_reused\":{},\"body_keys_reused\":{},",
+                "\"stale_copies_refused\":{},\"stale_copies_decrypted\":{},\"stale_duplicates_accepted\":{},",
+                "\"copies_across_rollback\":{},\"copies_across_rollback_decrypted\":{},\"failure_heals\":{},\"failure_heal_sessions\":{},\"refusals_changed_state\":{},",
+                "\"ok\":{}}}"
             ),
             self.seed,
             self.days,
@@ -158,6 +263,26 @@ impl Report {
             self.revoked_sender_accepted_before_list_sync,
             self.not_for_device,
             self.unconverged_pairs,
+            self.unread_pairs,
+            self.phrase_restores,
+            self.lost_devices,
+            self.lost_devices_revoked,
+            self.copies_to_lost_devices,
+            self.phrase_device_expected,
+            self.phrase_device_decrypted,
+            self.stale_reloads,
+            self.stale_window_sends,
+            self.encryptions_traced,
+            self.message_keys_reused,
+            self.body_keys_reused,
+            self.stale_copies_refused,
+            self.stale_copies_decrypted,
+            self.stale_duplicates_accepted,
+            self.copies_across_rollback,
+            self.copies_across_rollback_decrypted,
+            self.failure_heals,
+            self.failure_heal_sessions,
+            self.refusals_changed_state,
             self.ok(),
         )
     }
@@ -191,6 +316,11 @@ struct Dev {
     /// App messages this device decrypted (to spot accepted duplicates).
     decrypted: BTreeSet<u64>,
     last_sync: u64,
+    /// Lost with every device of its account (a restore from the recovery
+    /// phrase followed): silent from then on.
+    lost_at: Option<u64>,
+    /// Created by a restore from the recovery phrase.
+    phrase: bool,
 }
 
 impl Dev {
@@ -207,12 +337,16 @@ impl Dev {
             known_restores: HashMap::new(),
             decrypted: BTreeSet::new(),
             last_sync: now,
+            lost_at: None,
+            phrase: false,
         }
     }
 }
 
 struct Acct {
     account: Account,
+    /// The recovery seed (the phrase the user wrote down).
+    seed: RecoverySeed,
     devices: Vec<usize>,
     lists: Vec<SignedDeviceList>,
     bundles: BTreeMap<DeviceId, PrekeyBundle>,
@@ -255,6 +389,69 @@ struct World {
     report: Report,
     /// The settling phase: no loss, no delay, no duplicates.
     reliable: bool,
+    /// Every message key used by an encryption → the copies it sealed
+    /// (message, recipient device; `None`: a healing notice).
+    message_keys: HashMap<[u8; 32], Vec<(Option<u64>, usize)>>,
+    /// Every body key used by an encryption.
+    body_keys: HashSet<[u8; 32]>,
+    /// Copies sealed under a message key another encryption also used.
+    reused_copies: HashSet<(u64, usize)>,
+    /// The stale-state event in progress: the device runs on while its
+    /// older state is all the store kept.
+    stale: Option<Stale>,
+    /// The device of the stale-state event, and the messages it decrypted
+    /// between the kept state and the crash (its reloaded state forgot them).
+    stale_dev: Option<usize>,
+    stale_window_decrypted: BTreeSet<u64>,
+    /// When the stale device crashed and reloaded its kept state.
+    stale_crashed_at: Option<u64>,
+    /// Copies the stale device sealed after its kept state, before the
+    /// crash (from the state the crash lost).
+    window_copies: HashSet<(u64, usize)>,
+    /// (recipient, ratchet key) of the sending chains the stale device
+    /// started after its kept state: only the lost state has their keys.
+    window_chains: HashSet<(usize, [u8; 32])>,
+    /// Window copies on such a chain.
+    lost_chain_copies: HashSet<(u64, usize)>,
+    /// The session (transcript hash) each copy from or to the stale device
+    /// was sealed in, from its kept state on.
+    copy_session: HashMap<(u64, usize), [u8; 32]>,
+    /// (peer device, session) pairs forked by the rollback: the peer read a
+    /// message of a chain only the lost state had.
+    forked: HashSet<(usize, [u8; 32])>,
+    /// Fetches in a row that brought only undecryptable messages, per
+    /// (receiver, sending device).
+    failing: HashMap<(usize, usize), u32>,
+    /// This fetch so far, per sending device: (failed, decrypted).
+    batch: HashMap<usize, (u32, u32)>,
+    /// The message key of every copy (message, recipient).
+    copy_key: HashMap<(u64, usize), [u8; 32]>,
+    /// The account restored from its recovery phrase.
+    phrase_acct: Option<usize>,
+    /// When the restored device revokes the lost ones: (time, new device).
+    revoke_lost_at: Option<(u64, usize)>,
+    /// The messages of the last round of the settling period.
+    last_round: BTreeSet<u64>,
+}
+
+/// A device whose newest state will not survive a crash.
+struct Stale {
+    dev: usize,
+    /// The state the store still holds, written after the device's first
+    /// send since the event started (and the sender-side knowledge of
+    /// restores that goes with it).
+    kept: Option<(StoredDevice, HashMap<usize, u32>)>,
+    /// The next send is the user's second message, sent at once after the
+    /// first.
+    burst: bool,
+    /// Sends after that one until the crash (it crashes right after the
+    /// last; 0: right after the second message).
+    sends_left: u32,
+    /// The conversations of the sends since the kept state: the outbox the
+    /// kept state still holds as unsent.
+    outbox: Vec<usize>,
+    /// It crashes at this time at the latest.
+    deadline: u64,
 }
 
 fn err_name(e: &SessionsError) -> String {
@@ -292,6 +489,24 @@ impl World {
             next_msg: 0,
             envelope_sizes: Vec::new(),
             reliable: false,
+            message_keys: HashMap::new(),
+            body_keys: HashSet::new(),
+            reused_copies: HashSet::new(),
+            stale: None,
+            stale_dev: None,
+            stale_window_decrypted: BTreeSet::new(),
+            stale_crashed_at: None,
+            window_copies: HashSet::new(),
+            window_chains: HashSet::new(),
+            lost_chain_copies: HashSet::new(),
+            copy_session: HashMap::new(),
+            forked: HashSet::new(),
+            failing: HashMap::new(),
+            batch: HashMap::new(),
+            copy_key: HashMap::new(),
+            phrase_acct: None,
+            revoke_lost_at: None,
+            last_round: BTreeSet::new(),
             report: Report {
                 seed: cfg.seed,
                 days: cfg.days,
@@ -325,7 +540,7 @@ impl World {
     }
 
     fn create_account(&mut self, a: usize, n: usize) {
-        let (account, _) = Account::generate(&mut self.crypto);
+        let (account, seed) = Account::generate(&mut self.crypto);
         let mut draft = DeviceListDraft::first(&account);
         let mut parts = Vec::new();
         for _ in 0..n {
@@ -363,6 +578,7 @@ impl World {
         }
         self.accts.push(Acct {
             account,
+            seed,
             devices,
             lists: vec![list],
             bundles,
@@ -522,6 +738,9 @@ impl World {
             }
         };
         self.note_starts(d, &before, out.sessions_started);
+        let mut sealed: Vec<usize> = targets.keys().copied().collect();
+        sealed.sort_unstable();
+        self.trace(d, &sealed, Some(msg_id));
         self.report.messages_sent += 1;
         self.msgs.insert(
             msg_id,
@@ -540,20 +759,156 @@ impl World {
                 self.post(own, &env, Some(msg_id));
             }
         }
+        if let Some(st) = &mut self.stale
+            && st.dev == d
+        {
+            if st.kept.is_none() {
+                st.kept = Some((
+                    self.devs[d].mgr.to_stored(),
+                    self.devs[d].known_restores.clone(),
+                ));
+                st.burst = true;
+                self.send(d, to);
+                return;
+            }
+            self.report.stale_window_sends += 1;
+            st.outbox.push(to);
+            if st.burst {
+                st.burst = false;
+            } else {
+                st.sends_left -= 1;
+            }
+            if st.sends_left == 0 {
+                self.crash();
+            }
+        }
+    }
+
+    /// Records the keys of the encryptions one `encrypt` or heal made, one
+    /// per device in `sealed` (the library exposes the last encryption of
+    /// each pair's active session).
+    fn trace(&mut self, d: usize, sealed: &[usize], msg: Option<u64>) {
+        for &t in sealed {
+            let key = self.key(self.devs[t].acct);
+            let id = self.devs[t].id;
+            let Some(tr) = self.devs[d].mgr.hazmat_last_encryption(&key, &id) else {
+                *self
+                    .report
+                    .send_failures
+                    .entry("untraced_encryption".into())
+                    .or_default() += 1;
+                continue;
+            };
+            let (mk, bk) = (tr.message_key, tr.body_key);
+            let header = tr.header;
+            self.report.encryptions_traced += 1;
+            if let Some(sd) = self.stale_dev
+                && (d == sd || t == sd)
+                && let Some(m) = msg
+                && let Some(th) = self.devs[d].mgr.active_session(&key, &id)
+            {
+                self.copy_session.insert((m, t), th);
+            }
+            if self
+                .stale
+                .as_ref()
+                .is_some_and(|st| st.dev == d && st.kept.is_some())
+            {
+                // Header plaintext (spec §7.7): ratchet key, PN, N, epoch.
+                let mut dh = [0u8; 32];
+                dh.copy_from_slice(&header[..32]);
+                let n = u32::from_be_bytes([header[36], header[37], header[38], header[39]]);
+                if n == 0 {
+                    self.window_chains.insert((t, dh));
+                }
+                if let Some(m) = msg {
+                    self.window_copies.insert((m, t));
+                    if self.window_chains.contains(&(t, dh)) {
+                        self.lost_chain_copies.insert((m, t));
+                    }
+                }
+            }
+            if !self.body_keys.insert(bk) {
+                self.report.body_keys_reused += 1;
+            }
+            if let Some(m) = msg {
+                self.copy_key.insert((m, t), mk);
+            }
+            let uses = self.message_keys.entry(mk).or_default();
+            uses.push((msg, t));
+            if uses.len() > 1 {
+                self.report.message_keys_reused += 1;
+                for &(m, r) in uses.iter() {
+                    if let Some(m) = m {
+                        self.reused_copies.insert((m, r));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The devices `d` holds as active in account `a`'s list, itself excluded.
+    fn listed(&self, d: usize, a: usize) -> Vec<usize> {
+        let Some(list) = self.devs[d].mgr.device_list(&self.key(a)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<usize> = list
+            .list()
+            .devices()
+            .iter()
+            .filter_map(|e| self.by_id.get(e.id()).copied())
+            .filter(|&t| t != d)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The crash of the stale-state event: the device starts again from the
+    /// state its store kept, not knowing that it is older than what it sent
+    /// from (no `restore_from_backup`). The outbox still holds the messages
+    /// sent since the kept state as unsent, and they go out again.
+    fn crash(&mut self) {
+        let Some(st) = self.stale.take() else { return };
+        let Some((kept, known_restores)) = st.kept else {
+            return;
+        };
+        let d = st.dev;
+        self.devs[d].mgr = SessionManager::from_stored(&kept).unwrap();
+        self.devs[d].known_restores = known_restores;
+        self.report.stale_reloads += 1;
+        self.stale_crashed_at = Some(self.now);
+        for to in st.outbox {
+            self.send(d, to);
+        }
     }
 
     fn heal(&mut self, d: usize) {
         for a in 0..self.accts.len() {
             let key = self.key(a);
             let before = self.session_counts(d);
+            let unsealed = |w: &Self| -> Vec<usize> {
+                w.listed(d, a)
+                    .into_iter()
+                    .filter(|&t| {
+                        let dev = &w.devs[t];
+                        w.devs[d]
+                            .mgr
+                            .active_session(&w.key(dev.acct), &dev.id)
+                            .is_none()
+                    })
+                    .collect()
+            };
+            let mut sealed = unsealed(self);
             let mut out = self.devs[d].mgr.heal(&mut self.crypto, &key, self.now);
             if let Err(SessionsError::MissingPrekeys { .. }) = out {
                 self.sync_lists(d);
+                sealed = unsealed(self);
                 out = self.devs[d].mgr.heal(&mut self.crypto, &key, self.now);
             }
             match out {
                 Ok(Some(out)) => {
                     self.note_starts(d, &before, out.sessions_started);
+                    self.trace(d, &sealed, None);
                     // A healing notice goes to that account's mailbox only.
                     for env in out.envelopes {
                         self.envelope_sizes.push(env.len());
@@ -595,9 +950,14 @@ impl World {
             self.devs[d].seen.insert(id);
             self.deliver(d, &env, msg);
         }
+        self.heal_failing(d);
     }
 
     fn deliver(&mut self, d: usize, env: &[u8], msg: Option<u64>) {
+        // A copy sealed under a reused message key: check that refusing it
+        // leaves the receiver's state as it was.
+        let watch = msg.is_some_and(|m| self.reused_copies.contains(&(m, d)));
+        let mut kept = watch.then(|| self.devs[d].mgr.to_stored());
         let mut result = self.devs[d].mgr.decrypt(env);
         if matches!(
             result,
@@ -605,10 +965,21 @@ impl World {
                 | Err(SessionsError::UnknownSenderDevice { .. })
         ) {
             self.sync_lists(d);
+            kept = watch.then(|| self.devs[d].mgr.to_stored());
             result = self.devs[d].mgr.decrypt(env);
         }
+        let unchanged = match (&kept, &result) {
+            (Some(k), Err(_)) => Some(k.as_bytes() == self.devs[d].mgr.to_stored().as_bytes()),
+            _ => None,
+        };
         if let Ok(r) = &result {
             self.talked.insert((d, self.by_id[&r.sender_device]));
+            if let (Some(st), Some(m)) = (&self.stale, msg)
+                && st.dev == d
+                && st.kept.is_some()
+            {
+                self.stale_window_decrypted.insert(m);
+            }
         }
         if let Ok(r) = &result
             && r.new_session
@@ -617,6 +988,18 @@ impl World {
             let restores = self.devs[s].restores;
             self.devs[d].known_restores.insert(s, restores);
         }
+        if let (Ok(_), Some(m)) = (&result, msg)
+            && self.lost_chain_copies.contains(&(m, d))
+            && let Some(&th) = self.copy_session.get(&(m, d))
+        {
+            self.forked.insert((d, th));
+        }
+        if let Ok(r) = &result
+            && r.sender_list_newer
+        {
+            self.sync_lists(d);
+        }
+        self.note_outcome(&result);
         let Some(m) = msg else { return };
         let info = &self.msgs[&m];
         let target = info.targets.get(&d).copied();
@@ -642,6 +1025,15 @@ impl World {
         };
         if !self.counted.insert((d, m)) {
             match result {
+                // The reloaded state of the stale-state event forgot what
+                // it read between the kept state and the crash.
+                Ok(_)
+                    if self.stale_dev == Some(d)
+                        && self.stale.is_none()
+                        && self.stale_window_decrypted.contains(&m) =>
+                {
+                    self.report.stale_duplicates_accepted += 1
+                }
                 Ok(_) => self.report.duplicates_accepted += 1,
                 Err(_) => self.report.duplicates_rejected += 1,
             }
@@ -673,6 +1065,53 @@ impl World {
             }
             return;
         }
+        if unchanged == Some(false) {
+            self.report.refusals_changed_state += 1;
+        }
+        if self.reused_copies.contains(&(m, d)) {
+            // One of the copies under one message key can open; the others
+            // are refused as duplicates (the error names the most preferred
+            // session's refusal, which need not be the session the copy was
+            // sealed in). Anything else is judged below.
+            let twin_read = self.copy_key.get(&(m, d)).is_some_and(|k| {
+                self.message_keys[k].iter().any(|&(o, r)| {
+                    r == d && o.is_some_and(|o| o != m && self.devs[d].decrypted.contains(&o))
+                })
+            });
+            match &result {
+                Err(_) if twin_read && unchanged == Some(true) => {
+                    self.report.stale_copies_refused += 1;
+                    return;
+                }
+                Ok(r) if r.content == format!("m{m}").into_bytes() => {
+                    self.report.stale_copies_decrypted += 1;
+                    self.devs[d].decrypted.insert(m);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if let Some(sd) = self.stale_dev
+            && self.stale_crashed_at.is_some()
+            && (d == sd || info.sender == sd)
+        {
+            let peer = if d == sd { info.sender } else { d };
+            let across = self.window_copies.contains(&(m, d))
+                || self
+                    .copy_session
+                    .get(&(m, d))
+                    .is_some_and(|th| self.forked.contains(&(peer, *th)));
+            if across {
+                self.report.copies_across_rollback += 1;
+                if let Ok(r) = &result
+                    && r.content == format!("m{m}").into_bytes()
+                {
+                    self.report.copies_across_rollback_decrypted += 1;
+                    self.devs[d].decrypted.insert(m);
+                }
+                return;
+            }
+        }
         if self.devs[d].restores > known {
             self.report.copies_to_lost_state += 1;
             if result.is_ok() {
@@ -681,11 +1120,18 @@ impl World {
             return;
         }
         self.report.deliveries_expected += 1;
+        let phrase = self.devs[d].phrase;
+        if phrase {
+            self.report.phrase_device_expected += 1;
+        }
         match result {
             Ok(r) => {
                 debug_assert_eq!(r.kind, ContentKind::Message);
                 if r.content == format!("m{m}").into_bytes() {
                     self.report.deliveries_decrypted += 1;
+                    if phrase {
+                        self.report.phrase_device_decrypted += 1;
+                    }
                     self.devs[d].decrypted.insert(m);
                 } else {
                     *self
@@ -709,11 +1155,7 @@ impl World {
     /// with one of its live devices: request, response, the same SAS on both
     /// screens, approval, payload.
     fn link(&mut self, a: usize) {
-        let Some(&by) = self.accts[a]
-            .devices
-            .iter()
-            .find(|&&x| self.devs[x].revoked_at.is_none())
-        else {
+        let Some(&by) = self.accts[a].devices.iter().find(|&&x| self.live(x)) else {
             return;
         };
         self.sync_lists(by);
@@ -782,7 +1224,7 @@ impl World {
         let Some(&by) = self.accts[a]
             .devices
             .iter()
-            .find(|&&x| x != victim && self.devs[x].revoked_at.is_none())
+            .find(|&&x| x != victim && self.live(x))
         else {
             return;
         };
@@ -824,6 +1266,220 @@ impl World {
         true
     }
 
+    /// One decryption's outcome for the client's rule on broken pairs.
+    fn note_outcome(&mut self, result: &Result<Received, SessionsError>) {
+        match result {
+            Ok(r) => {
+                self.batch
+                    .entry(self.by_id[&r.sender_device])
+                    .or_default()
+                    .1 += 1
+            }
+            Err(SessionsError::Undecryptable { device, error, .. })
+                if !matches!(
+                    error,
+                    RatchetError::DuplicateMessage | RatchetError::MessageTooOld
+                ) =>
+            {
+                self.batch.entry(self.by_id[device]).or_default().0 += 1
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The client's rule for a broken pair (spec §8.8, explicit healing):
+    /// when two fetches in a row brought messages from one device and none
+    /// of them decrypted (failing in every session, not as duplicates or
+    /// as too old), heal that device.
+    fn heal_failing(&mut self, d: usize) {
+        let batch = std::mem::take(&mut self.batch);
+        let mut senders: Vec<(usize, (u32, u32))> = batch.into_iter().collect();
+        senders.sort_unstable();
+        for (s, (failed, decrypted)) in senders {
+            if decrypted > 0 || failed == 0 {
+                self.failing.remove(&(d, s));
+                continue;
+            }
+            let n = self.failing.entry((d, s)).or_default();
+            *n += 1;
+            if *n >= 2 && self.live(d) {
+                self.failing.remove(&(d, s));
+                self.heal_device(d, s);
+            }
+        }
+    }
+
+    fn heal_device(&mut self, d: usize, s: usize) {
+        let a = self.devs[s].acct;
+        let (key, id) = (self.key(a), self.devs[s].id);
+        let before = self.session_counts(d);
+        let mut out = self.devs[d]
+            .mgr
+            .heal_device(&mut self.crypto, &key, &id, self.now);
+        if let Err(SessionsError::MissingPrekeys { .. }) = out {
+            self.sync_lists(d);
+            out = self.devs[d]
+                .mgr
+                .heal_device(&mut self.crypto, &key, &id, self.now);
+        }
+        match out {
+            Ok(out) => {
+                self.report.failure_heals += 1;
+                self.report.failure_heal_sessions += out.sessions_started as u64;
+                self.note_starts(d, &before, out.sessions_started);
+                self.trace(d, &[s], None);
+                for env in out.envelopes {
+                    self.envelope_sizes.push(env.len());
+                    let env = Rc::new(env);
+                    self.post(a, &env, None);
+                }
+            }
+            Err(e) => {
+                *self
+                    .report
+                    .send_failures
+                    .entry(format!("heal_device/{}", err_name(&e)))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Every device of account `a` is lost at once; the user restores the
+    /// account from its recovery phrase onto a new device, as
+    /// `client::Device::restore_account` does: the account from the seed
+    /// alone, a fresh identity and device id, the account's current list
+    /// fetched and its next version (adding this device) signed with the
+    /// account key, fresh prekeys. It publishes its list and prekey record
+    /// and adds the contacts again; the lost devices are revoked hours later.
+    fn phrase_restore(&mut self, a: usize) {
+        let lost: Vec<usize> = self.accts[a]
+            .devices
+            .iter()
+            .copied()
+            .filter(|&x| self.live(x))
+            .collect();
+        for &x in &lost {
+            self.devs[x].lost_at = Some(self.now);
+        }
+        self.report.lost_devices += lost.len() as u64;
+        let account = Account::from_recovery_seed(&self.accts[a].seed);
+        assert_eq!(
+            account.public_key(),
+            self.key(a),
+            "the phrase gives the account"
+        );
+        let identity = DeviceIdentity::generate(&mut self.crypto);
+        let id = DeviceId::generate(&mut self.crypto);
+        let fetched =
+            SignedDeviceList::from_bytes(&self.accts[a].lists.last().unwrap().to_bytes()).unwrap();
+        let mut draft = VerifiedDeviceList::trust_first_with_key(fetched, &account.public_key())
+            .unwrap()
+            .next_draft()
+            .unwrap();
+        draft
+            .add_device(DeviceEntry::new(
+                id,
+                *identity.public(),
+                Platform::Ios,
+                "restored",
+                V,
+                self.now,
+            ))
+            .unwrap();
+        let list = draft.sign(&account).unwrap();
+        let verified =
+            VerifiedDeviceList::trust_first_with_key(list.clone(), &account.public_key()).unwrap();
+        let store = PrekeyStore::new(&mut self.crypto, &identity);
+        let mut mgr = SessionManager::new(identity, id, verified, store).unwrap();
+        self.accts[a].bundles.insert(id, mgr.bundle().unwrap());
+        self.accts[a].lists.push(list);
+        self.accts[a].account = account;
+        self.rebuild_record(a);
+        for b in 0..self.accts.len() {
+            if b != a {
+                let l = VerifiedDeviceList::trust_first(
+                    self.accts[b].lists.last().unwrap().clone(),
+                    &self.accts[b].account.session_id(),
+                )
+                .unwrap();
+                mgr.add_contact(l).unwrap();
+            }
+        }
+        let d = self.devs.len();
+        self.by_id.insert(id, d);
+        self.accts[a].devices.push(d);
+        // What the mailbox holds was sealed to the lost devices only.
+        let seen = self.mailboxes[a].iter().map(|i| i.id).collect();
+        let mut dev = Dev::new(a, id, mgr, self.now, seen);
+        dev.phrase = true;
+        self.devs.push(dev);
+        self.fetch_records(d);
+        self.report.phrase_restores += 1;
+        let after = (6 + below(&mut self.net, 25)) * HOUR;
+        self.revoke_lost_at = Some((self.now + after, d));
+    }
+
+    /// The user tells the restored device `d` that the lost devices are
+    /// gone: it signs the next lists removing them.
+    fn revoke_lost(&mut self, d: usize) {
+        let a = self.devs[d].acct;
+        self.sync_lists(d);
+        let lost: Vec<usize> = self.accts[a]
+            .devices
+            .iter()
+            .copied()
+            .filter(|&x| self.devs[x].lost_at.is_some() && self.devs[x].revoked_at.is_none())
+            .collect();
+        for x in lost {
+            let id = self.devs[x].id;
+            let list = self.devs[d]
+                .mgr
+                .revoke_device(&self.accts[a].account, &id, self.now)
+                .unwrap();
+            self.accts[a].lists.push(list);
+            self.devs[x].revoked_at = Some(self.now);
+            self.report.lost_devices_revoked += 1;
+        }
+        self.rebuild_record(a);
+    }
+
+    /// Starts the stale-state event on a device that is not restored or
+    /// revoked (online if possible; the restored-from-phrase device only if
+    /// there is no other): the state the store writes after its next send
+    /// is the last one it keeps. The user sends a second message at once
+    /// in the same conversation (so the lost state used chain positions the
+    /// kept state will use again); the device runs on and crashes right
+    /// after that message or after 1–2 more sends (or three days after the
+    /// start).
+    fn stale_start(&mut self) {
+        let pools = [
+            |w: &Self, d: usize| w.online(d) && w.devs[d].restores == 0 && !w.devs[d].phrase,
+            |w: &Self, d: usize| w.devs[d].restores == 0 && !w.devs[d].phrase,
+            |w: &Self, d: usize| w.devs[d].restores == 0,
+        ];
+        let Some(candidates) = pools
+            .iter()
+            .map(|p| {
+                (0..self.devs.len())
+                    .filter(|&d| self.live(d) && p(self, d))
+                    .collect::<Vec<usize>>()
+            })
+            .find(|c| !c.is_empty())
+        else {
+            return;
+        };
+        let d = candidates[below(&mut self.net, candidates.len() as u64) as usize];
+        self.stale = Some(Stale {
+            dev: d,
+            kept: None,
+            burst: false,
+            sends_left: below(&mut self.net, 3) as u32,
+            outbox: Vec::new(),
+            deadline: self.now + 3 * DAY,
+        });
+        self.stale_dev = Some(d);
+    }
+
     fn sample(&mut self, with_size: bool) {
         for d in 0..self.devs.len() {
             let k = self.devs[d].mgr.skipped_keys_held();
@@ -836,8 +1492,9 @@ impl World {
         }
     }
 
+    /// Neither revoked nor lost.
     fn live(&self, d: usize) -> bool {
-        self.devs[d].revoked_at.is_none()
+        self.devs[d].revoked_at.is_none() && self.devs[d].lost_at.is_none()
     }
 
     fn step(&mut self, hour: u64, plan: &Plan) {
@@ -862,8 +1519,46 @@ impl World {
                 self.revoke(v);
             }
         }
+        if plan.phrase == Some(hour) {
+            // An account that leaves room elsewhere for the restore from
+            // backup and the stale-state event.
+            let room: Vec<usize> = (0..self.accts.len())
+                .filter(|&a| {
+                    (0..self.devs.len())
+                        .filter(|&x| self.live(x) && self.devs[x].acct != a)
+                        .count()
+                        >= 2
+                })
+                .collect();
+            let pool: Vec<usize> = if room.is_empty() {
+                (0..self.accts.len()).collect()
+            } else {
+                room
+            };
+            let a = pool[below(&mut self.net, pool.len() as u64) as usize];
+            self.phrase_acct = Some(a);
+            self.phrase_restore(a);
+        }
+        if let Some((at, d)) = self.revoke_lost_at
+            && self.now >= at
+        {
+            self.revoke_lost_at = None;
+            self.revoke_lost(d);
+        }
+        if plan.stale == Some(hour) {
+            self.stale_start();
+        }
+        if self
+            .stale
+            .as_ref()
+            .is_some_and(|st| self.now >= st.deadline)
+        {
+            self.crash();
+        }
         if plan.restore == Some(hour) {
-            let candidates: Vec<usize> = (0..self.devs.len()).filter(|&d| self.live(d)).collect();
+            let candidates: Vec<usize> = (0..self.devs.len())
+                .filter(|&d| self.live(d) && Some(self.devs[d].acct) != self.phrase_acct)
+                .collect();
             for _ in 0..candidates.len() {
                 let d = candidates[below(&mut self.net, candidates.len() as u64) as usize];
                 if self.restore(d) {
@@ -893,6 +1588,9 @@ impl World {
             }
         } else {
             for d in 0..self.devs.len() {
+                if self.devs[d].lost_at.is_some() {
+                    continue;
+                }
                 let thief = self.devs[d].revoked_at.is_some();
                 let p = if thief { 0.02 } else { 0.15 };
                 if self.online(d) && chance(&mut self.net, p) {
@@ -925,7 +1623,7 @@ impl World {
         }
         // Fetches.
         for d in 0..self.devs.len() {
-            if self.online(d) {
+            if self.online(d) && self.devs[d].lost_at.is_none() {
                 self.fetch(d);
             }
         }
@@ -936,26 +1634,38 @@ impl World {
     /// Counts items that expired before a recipient fetched them.
     fn count_expired(&mut self) {
         for (d, dev) in self.devs.iter().enumerate() {
+            let mut to_lost = BTreeSet::new();
             for it in &self.mailboxes[dev.acct] {
                 if let Some(m) = it.msg
                     && !dev.seen.contains(&it.id)
                     && self.msgs[&m].targets.contains_key(&d)
                 {
-                    self.report.expired_undelivered += 1;
+                    if dev.lost_at.is_some() {
+                        to_lost.insert(m);
+                    } else {
+                        self.report.expired_undelivered += 1;
+                    }
                 }
             }
+            self.report.copies_to_lost_devices += to_lost.len() as u64;
         }
     }
 
     /// After a quiet period with everyone online on a working network and
-    /// two rounds of messages, every pair of live devices must use the same
-    /// session both ways.
+    /// three rounds of messages, every pair of live devices must hold the
+    /// same active session both ways (`unconverged_pairs`), and every copy
+    /// of the last round must have been read (`unread_pairs`).
     fn settle(&mut self) {
+        // Events still due happen now.
+        self.crash();
+        if let Some((_, d)) = self.revoke_lost_at.take() {
+            self.revoke_lost(d);
+        }
         self.reliable = true;
         for d in 0..self.devs.len() {
             self.devs[d].offline_until = 0;
         }
-        for round in 0..3 {
+        for round in 0..4 {
             for d in 0..self.devs.len() {
                 if self.live(d) {
                     self.sync_lists(d);
@@ -964,10 +1674,13 @@ impl World {
             for _ in 0..8 {
                 self.now += HOUR;
                 for d in 0..self.devs.len() {
-                    self.fetch(d);
+                    if self.devs[d].lost_at.is_none() {
+                        self.fetch(d);
+                    }
                 }
             }
-            if round < 2 {
+            let first = self.next_msg;
+            if round < 3 {
                 for d in 0..self.devs.len() {
                     if self.live(d) {
                         for b in 0..self.accts.len() {
@@ -979,6 +1692,9 @@ impl World {
                 }
                 self.now += 6 * HOUR;
             }
+            if round == 2 {
+                self.last_round = (first..self.next_msg).collect();
+            }
         }
         for x in 0..self.devs.len() {
             for y in (x + 1)..self.devs.len() {
@@ -989,11 +1705,23 @@ impl World {
                 let (ix, iy) = (self.devs[x].id, self.devs[y].id);
                 let at_x = self.devs[x].mgr.active_session(&ky, &iy);
                 let at_y = self.devs[y].mgr.active_session(&kx, &ix);
-                if at_x.is_some() && at_y.is_some() && at_x != at_y {
+                if at_x.is_none() || at_y.is_none() || at_x != at_y {
                     self.report.unconverged_pairs += 1;
                 }
             }
         }
+        // Every copy of the last round reached a live recipient (the
+        // network is reliable): each must have been read.
+        let mut unread = BTreeSet::new();
+        for m in &self.last_round {
+            let info = &self.msgs[m];
+            for &t in info.targets.keys() {
+                if self.live(t) && !self.devs[t].decrypted.contains(m) {
+                    unread.insert((info.sender.min(t), info.sender.max(t)));
+                }
+            }
+        }
+        self.report.unread_pairs = unread.len() as u64;
     }
 }
 
@@ -1001,6 +1729,8 @@ struct Plan {
     link: Option<u64>,
     revoke: Option<u64>,
     restore: Option<u64>,
+    phrase: Option<u64>,
+    stale: Option<u64>,
 }
 
 /// Runs one simulation.
@@ -1020,6 +1750,8 @@ pub(crate) fn run_with_network(cfg: &Config, net: Net) -> Report {
         link: (hours >= 48).then(|| hours / 4 + below(&mut w.net, 24)),
         revoke: (hours >= 72).then(|| hours / 2 + below(&mut w.net, 24)),
         restore: (cfg.days >= 10).then(|| (hours * 2) / 3 + below(&mut w.net, 24)),
+        phrase: (hours >= 72).then(|| (hours * 7) / 12 + below(&mut w.net, 24)),
+        stale: (hours >= 72).then(|| (hours * 3) / 4 + below(&mut w.net, 24)),
     };
     for hour in 0..hours {
         w.step(hour, &plan);
