@@ -23,7 +23,9 @@
 //! session received from the peer becomes active even if not preferred —
 //! the peer says it lost the others — unless this device's own healing
 //! session to the peer is still unanswered (both healed at once: the order
-//! decides). The sessions it displaces become stale.
+//! decides), or the active session is a healing session the peer started
+//! later (a late prekey message of the peer's earlier heal). The sessions
+//! it displaces become stale.
 
 use crate::dh::X25519PublicKey;
 use crate::ratchet::{RatchetError, Session};
@@ -114,7 +116,13 @@ impl SessionSet {
             self.active = Some(entry);
             return;
         };
-        if entry.heal && !active.unanswered_own_heal() {
+        // A late prekey message of the peer's own older healing session
+        // must not displace its newer one: the peer orders its own
+        // sessions by `created` (spec §8.6.2 rule 1).
+        let newer_peer_heal = active.heal
+            && active.session.role() == crate::handshake::Role::Responder
+            && active.preferred_to(&entry);
+        if entry.heal && !active.unanswered_own_heal() && !newer_peer_heal {
             self.active = Some(active);
             self.mark_stale();
             self.active = Some(entry);

@@ -1091,3 +1091,42 @@ fn an_archived_session_is_promoted_only_if_preferred_and_not_stale() {
         assert_eq!(set.len(), 2);
     }
 }
+
+#[test]
+fn a_late_prekey_message_of_an_older_heal_does_not_displace_the_newer_heal() {
+    // Found by the simulator: Alice's first healing session goes unanswered,
+    // a day later she heals again; Bob gets the second heal first and the
+    // first one's prekey message late.
+    let mut rng = ChaCha20Rng::from_seed([17; 32]);
+    let (mut alice, mut bob) = pair(&mut rng, 1, 1);
+    let (a_id, b_id) = (*alice.devices[0].device_id(), *bob.devices[0].device_id());
+    round_trip(&mut rng, &mut alice, &mut bob, 1);
+    let first = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 10)
+        .unwrap();
+    let second = alice.devices[0]
+        .heal_device(&mut rng, &bob.key(), &b_id, 10 + HEAL_RETRY_SECS)
+        .unwrap();
+    assert_eq!(second.sessions_started, 1);
+    bob.devices[0].decrypt(&second.envelopes[0]).unwrap();
+    let newer = bob.devices[0].active_session(&alice.key(), &a_id);
+    assert!(
+        bob.devices[0]
+            .decrypt(&first.envelopes[0])
+            .unwrap()
+            .new_session
+    );
+    assert_eq!(bob.devices[0].active_session(&alice.key(), &a_id), newer);
+    assert_eq!(
+        newer,
+        alice.devices[0].active_session(&bob.key(), &b_id),
+        "both sides on Alice's newer heal"
+    );
+    let m = bob.devices[0]
+        .encrypt(&mut rng, &alice.key(), b"back", 10 + HEAL_RETRY_SECS + 1)
+        .unwrap();
+    assert_eq!(
+        alice.devices[0].decrypt(&m.envelopes[0]).unwrap().content,
+        b"back"
+    );
+}

@@ -193,7 +193,8 @@ class PeerSessions:
         if a is None:
             self.active = e
             return
-        if e.heal and not (a.heal and a.mine and not a.answered):
+        newer_peer_heal = a.heal and not a.mine and preferred(a, e)
+        if e.heal and not (a.heal and a.mine and not a.answered) and not newer_peer_heal:
             self.active = e
             self.archive(a)
             self.mark_others_stale(e)
