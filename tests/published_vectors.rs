@@ -1149,8 +1149,8 @@ fn records_vectors_replay_through_the_public_api() {
     use rand_chacha::ChaCha20Rng;
     use rand_chacha::rand_core::SeedableRng;
     use session_ratchet::client::{
-        Device, MemoryStore, RecordError, hazmat_open_record, hazmat_record_key,
-        hazmat_record_keys, hazmat_record_name, hazmat_seal_record,
+        ClientError, Device, MemoryStore, RecordError, RecordKind, hazmat_open_record,
+        hazmat_record_key, hazmat_record_keys, hazmat_record_name, hazmat_seal_record,
     };
     use session_ratchet::ratchet::StorageKey;
     use vectors::records::{kind_of, record_class};
@@ -1164,13 +1164,15 @@ fn records_vectors_replay_through_the_public_api() {
         *counts.entry(vkind.to_string()).or_insert(0) += 1;
         match vkind {
             "record-keys" => {
-                let (k_rec, k_name, check) = hazmat_record_keys(&key(&v["storage_key"]));
+                let (k_rec, k_name, check, k_log) = hazmat_record_keys(&key(&v["storage_key"]));
                 assert_eq!(k_rec.to_vec(), unhex(&v["k_rec"]));
                 assert_eq!(k_name.to_vec(), unhex(&v["k_name"]));
                 assert_eq!(check.to_vec(), unhex(&v["check"]));
+                assert_eq!(k_log.to_vec(), unhex(&v["k_log"]));
             }
             "record-seal" => {
                 let sk = key(&v["storage_key"]);
+                let owner = arr(&v["owner"]);
                 let k = kind(&v["record_kind"]);
                 let (a, d) = (arr(&v["account"]), arr(&v["device"]));
                 let g = v["generation"].as_u64().unwrap();
@@ -1180,61 +1182,24 @@ fn records_vectors_replay_through_the_public_api() {
                     unhex(&v["record_name"])
                 );
                 assert_eq!(hazmat_record_key(&sk, k, &a, &d), unhex(&v["key"]));
-                let value = hazmat_seal_record(&sk, k, &a, &d, g, &arr(&v["nonce"]), &plain);
+                let value =
+                    hazmat_seal_record(&sk, &owner, k, &a, &d, g, &arr(&v["nonce"]), &plain);
                 assert_eq!(value, unhex(&v["value"]), "{}", v["name"]);
-                assert_eq!(hazmat_open_record(&sk, k, &a, &d, &value), Ok((g, plain)));
-            }
-            "device-store" => {
-                // Every record opens under its name to its generation and
-                // content; together they are a store the crate opens as a
-                // device at the published generation.
-                let sk = key(&v["storage_key"]);
-                let generation = v["generation"].as_u64().unwrap();
-                let mut store = MemoryStore::new();
-                let mut head = None;
-                let mut contacts = None;
-                for r in v["records"].as_array().unwrap() {
-                    let name = unhex(&r["record_name"]);
-                    let k = kind(&r["record_kind"]);
-                    assert_eq!(k as u8, name[0]);
-                    let (a, d): ([u8; 32], [u8; 32]) = (
-                        name[1..33].try_into().unwrap(),
-                        name[33..].try_into().unwrap(),
-                    );
-                    let store_key = unhex(&r["key"]);
-                    assert_eq!(hazmat_record_key(&sk, k, &a, &d), store_key);
-                    let value = unhex(&r["value"]);
-                    let (g, plain) = hazmat_open_record(&sk, k, &a, &d, &value).unwrap();
-                    assert_eq!(g, r["generation"].as_u64().unwrap());
-                    assert!(g <= generation);
-                    assert_eq!(plain, unhex(&r["plain"]));
-                    match k as u8 {
-                        0x01 => head = Some(r["fields"].clone()),
-                        0x05 => contacts = Some(r["fields"]["contacts"].clone()),
-                        _ => {}
-                    }
-                    store.overwrite(&store_key, Some(value));
-                }
-                let (head, contacts) = (head.unwrap(), contacts.unwrap());
-                let rng = Box::new(ChaCha20Rng::from_seed([0; 32]));
-                let device = Device::open(Box::new(store), &sk, rng, generation).unwrap();
-                assert_eq!(device.generation(), generation);
                 assert_eq!(
-                    device.device_id().as_bytes().to_vec(),
-                    unhex(&head["device_id"])
+                    hazmat_open_record(&sk, &owner, k, &a, &d, &value),
+                    Ok((g, plain))
                 );
+                // The owner is bound into every record's AD but the head's.
+                let mut elsewhere = owner;
+                elsewhere[0] ^= 1;
                 assert_eq!(
-                    device.account_key().to_bytes().to_vec(),
-                    unhex(&head["account_key"])
+                    hazmat_open_record(&sk, &elsewhere, k, &a, &d, &value).is_ok(),
+                    k == RecordKind::Head,
+                    "{}",
+                    v["name"]
                 );
-                assert_eq!(device.holds_account_key(), head["account_held"] == true);
-                let held: Vec<Value> = device
-                    .contacts()
-                    .iter()
-                    .map(|c| Value::from(hex::encode(c.to_bytes())))
-                    .collect();
-                assert_eq!(Value::from(held), contacts);
             }
+            "device-store" => replay_device_store(v),
             "record-open-error" => {
                 let k = kind(&v["record_kind"]);
                 let (a, d) = (arr(&v["account"]), arr(&v["device"]));
@@ -1249,13 +1214,23 @@ fn records_vectors_replay_through_the_public_api() {
                         b
                     }
                 };
-                let err =
-                    hazmat_open_record(&key(&v["storage_key"]), k, &a, &d, &value).unwrap_err();
+                let err = hazmat_open_record(
+                    &key(&v["storage_key"]),
+                    &arr(&v["owner"]),
+                    k,
+                    &a,
+                    &d,
+                    &value,
+                )
+                .unwrap_err();
                 assert_eq!(record_class(&err), v["expected_error"], "{}", v["name"]);
                 if let RecordError::Corrupted { record, .. }
                 | RecordError::NewerVersion { record, .. } = err
                 {
                     assert_eq!(record, k, "{}", v["name"]);
+                }
+                if err == RecordError::WrongKey {
+                    assert_eq!(k, RecordKind::Head, "{}: WrongKey is the head's", v["name"]);
                 }
             }
             other => panic!("unknown kind {other}"),
@@ -1265,10 +1240,162 @@ fn records_vectors_replay_through_the_public_api() {
         ("record-keys", 2),
         ("record-seal", 7),
         ("device-store", 1),
-        ("record-open-error", 31),
+        ("record-open-error", 41),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counts, want);
+
+    /// The published store: every record opens under its name (for the
+    /// head's device id) to its generation and content; every anchored
+    /// record is at its anchor; together they are a store the crate opens
+    /// as a device at the published generation. Then each anchored record,
+    /// sealed again one generation older, is `RecordRolledBack` (and one
+    /// generation newer, with the head unmoved, `Inconsistent`).
+    fn replay_device_store(v: &Value) {
+        let kind = |v: &Value| kind_of(u8::try_from(v.as_u64().unwrap()).unwrap());
+        let sk = StorageKey::from_bytes(arr(&v["storage_key"]));
+        let generation = v["generation"].as_u64().unwrap();
+        let records = v["records"].as_array().unwrap();
+        let head_rec = records.iter().find(|r| r["record_kind"] == 1).unwrap();
+        let zero = [0u8; 32];
+        let (hg, head_plain) = hazmat_open_record(
+            &sk,
+            &zero,
+            RecordKind::Head,
+            &zero,
+            &zero,
+            &unhex(&head_rec["value"]),
+        )
+        .unwrap();
+        assert_eq!(hg, generation);
+        let owner: [u8; 32] = head_plain[2..34].try_into().unwrap();
+        let own_account: [u8; 32] = head_plain[34..66].try_into().unwrap();
+        let be64 = |b: &[u8]| u64::from_be_bytes(b[..8].try_into().unwrap());
+        let head = &head_rec["fields"];
+        let anchors = &head["anchors"];
+        let mut store = MemoryStore::new();
+        let mut contacts = None;
+        // (name, plain, generation, store key) of every record.
+        let mut opened = Vec::new();
+        for r in records {
+            let name = unhex(&r["record_name"]);
+            let k = kind(&r["record_kind"]);
+            assert_eq!(k as u8, name[0]);
+            let (a, d): ([u8; 32], [u8; 32]) = (
+                name[1..33].try_into().unwrap(),
+                name[33..].try_into().unwrap(),
+            );
+            let store_key = unhex(&r["key"]);
+            assert_eq!(hazmat_record_key(&sk, k, &a, &d), store_key);
+            let value = unhex(&r["value"]);
+            let (g, plain) = hazmat_open_record(&sk, &owner, k, &a, &d, &value).unwrap();
+            assert_eq!(g, r["generation"].as_u64().unwrap());
+            assert!(g <= generation);
+            assert_eq!(plain, unhex(&r["plain"]));
+            if k == RecordKind::ContactIndex {
+                contacts = Some(r["fields"]["contacts"].clone());
+            }
+            store.overwrite(&store_key, Some(value));
+            opened.push((k, a, d, plain, g, store_key));
+        }
+        let find = |k: RecordKind, a: &[u8; 32]| {
+            opened
+                .iter()
+                .find(|(kk, aa, ..)| *kk == k && (*aa == *a || k != RecordKind::Peer))
+                .unwrap()
+        };
+        // The head's anchors, decoded and in the plain content, are the
+        // generations their records were written at.
+        let head_anchored = [
+            (RecordKind::Identity, zero, "identity"),
+            (RecordKind::Account, zero, "account"),
+            (RecordKind::Prekeys, zero, "prekeys"),
+            (RecordKind::ContactIndex, zero, "contact_index"),
+            (RecordKind::Peer, own_account, "own_peer"),
+        ];
+        for (i, (k, a, field)) in head_anchored.iter().enumerate() {
+            let anchor = anchors[*field].as_u64().unwrap();
+            assert_eq!(be64(&head_plain[83 + 8 * i..]), anchor, "{field}");
+            assert_eq!(find(*k, a).4, anchor, "{field}");
+        }
+        assert_eq!(head_plain.len(), 123);
+        // The index's generation of every contact's peer record.
+        let contacts = contacts.unwrap();
+        let index = &find(RecordKind::ContactIndex, &zero).3;
+        let contacts = contacts.as_array().unwrap();
+        assert_eq!(index.len(), 4 + 40 * contacts.len());
+        for (c, entry) in contacts.iter().zip(index[4..].chunks(40)) {
+            let account: [u8; 32] = arr(&c["account_key"]);
+            assert_eq!(entry[..32], account);
+            let anchor = c["peer_generation"].as_u64().unwrap();
+            assert_eq!(be64(&entry[32..]), anchor);
+            assert_eq!(find(RecordKind::Peer, &account).4, anchor);
+        }
+
+        let rng = || Box::new(ChaCha20Rng::from_seed([0; 32]));
+        let device = Device::open(Box::new(store.clone()), &sk, rng(), generation).unwrap();
+        assert_eq!(device.generation(), generation);
+        assert_eq!(
+            device.device_id().as_bytes().to_vec(),
+            unhex(&head["device_id"])
+        );
+        assert_eq!(
+            device.account_key().to_bytes().to_vec(),
+            unhex(&head["account_key"])
+        );
+        assert_eq!(device.holds_account_key(), head["account_held"] == true);
+        let held: Vec<Value> = device
+            .contacts()
+            .iter()
+            .map(|c| Value::from(hex::encode(c.to_bytes())))
+            .collect();
+        let listed: Vec<Value> = contacts.iter().map(|c| c["account_key"].clone()).collect();
+        assert_eq!(held, listed);
+
+        // One anchored record alone one generation older (rolled back) or
+        // newer (not of this state: the head has not moved).
+        let mut targets: Vec<(RecordKind, [u8; 32])> =
+            head_anchored.iter().map(|(k, a, _)| (*k, *a)).collect();
+        targets.extend(
+            contacts
+                .iter()
+                .map(|c| (RecordKind::Peer, arr(&c["account_key"]))),
+        );
+        for (k, a) in targets {
+            let (_, _, d, plain, g, store_key) = find(k, &a);
+            for (at, rolled_back) in [(*g - 1, true), (*g + 1, false)] {
+                let mut edited = store.clone();
+                let value = hazmat_seal_record(&sk, &owner, k, &a, d, at, &[0x5A; 24], plain);
+                edited.overwrite(store_key, Some(value));
+                let result =
+                    Device::open(Box::new(edited), &sk, rng(), generation).and_then(|mut dev| {
+                        // A contact's peer record loads when it is needed
+                        // (any device id: loading is what is checked).
+                        let contact = device.contacts().into_iter().find(|c| c.to_bytes() == a);
+                        match contact {
+                            Some(c) => dev.active_session(&c, &device.device_id()).map(|_| ()),
+                            None => Ok(()),
+                        }
+                    });
+                let err = match result {
+                    Err(ClientError::Records(e)) => e,
+                    other => panic!("{k:?} at {at}: {:?}", other.map(|_| ())),
+                };
+                if rolled_back {
+                    assert_eq!(
+                        err,
+                        RecordError::RecordRolledBack {
+                            record: k,
+                            found: at,
+                            expected: *g
+                        }
+                    );
+                } else {
+                    assert_eq!(record_class(&err), "Corrupted/Inconsistent", "{k:?}");
+                }
+            }
+        }
+    }
 }

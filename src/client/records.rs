@@ -250,9 +250,15 @@ impl RecordKeys {
 
 #[cfg(feature = "hazmat-test-vectors")]
 impl RecordKeys {
-    /// `K_rec`, `K_name` and `check`, for the published test vectors.
-    pub(super) fn hazmat_parts(&self) -> ([u8; 32], [u8; 32], [u8; CHECK_LEN]) {
-        (*self.enc.expose(), *self.name.expose(), self.check)
+    /// `K_rec`, `K_name`, `check` and `K_log`, for the published test
+    /// vectors.
+    pub(super) fn hazmat_parts(&self) -> ([u8; 32], [u8; 32], [u8; CHECK_LEN], [u8; 32]) {
+        (
+            *self.enc.expose(),
+            *self.name.expose(),
+            self.check,
+            *self.log.expose(),
+        )
     }
 }
 

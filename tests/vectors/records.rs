@@ -1,6 +1,7 @@
 //! Vectors for the client records at rest (spec §10.3): the keys derived
 //! from a storage key, one sealed record of every kind, a whole device's
-//! store after a short scripted life, and every failure of the open order.
+//! store after a short scripted life (with the anchors of §10.4), and every
+//! failure of the open order.
 
 use super::{file, hex};
 use rand_chacha::ChaCha20Rng;
@@ -21,6 +22,9 @@ use std::sync::{Arc, Mutex};
 pub const STORAGE_KEY: [u8; 32] = [0x3C; 32];
 /// Another client's storage key: the records do not open under it.
 pub const OTHER_STORAGE_KEY: [u8; 32] = [0xC3; 32];
+/// A device id no device of the scripted life has: the owner of a record
+/// of another store under the same storage key.
+pub const OTHER_OWNER: [u8; 32] = [0x77; 32];
 /// Largest record accepted (spec §10.3 step 1: 4 MiB).
 pub const MAX_RECORD_LEN: usize = 4 << 20;
 /// The start of the scripted life (seconds).
@@ -73,6 +77,8 @@ pub struct Life {
     /// Every record of Alice's store, in key order.
     pub records: Vec<Stored>,
     pub alice: [u8; 32],
+    /// Alice's device id: the owner every record but the head binds.
+    pub alice_device: [u8; 32],
     pub bob: [u8; 32],
     pub bob_device: [u8; 32],
     pub carol: [u8; 32],
@@ -184,7 +190,11 @@ pub fn life() -> Life {
         bob.account_key().to_bytes(),
         carol.account_key().to_bytes(),
     );
-    let (bd, cd) = (*bob.device_id().as_bytes(), *carol.device_id().as_bytes());
+    let (ad, bd, cd) = (
+        *alice.device_id().as_bytes(),
+        *bob.device_id().as_bytes(),
+        *carol.device_id().as_bytes(),
+    );
     let zero = [0u8; 32];
     let mut names = vec![
         (RecordKind::Head, zero, zero),
@@ -207,7 +217,8 @@ pub fn life() -> Life {
                 .iter()
                 .find(|(kind, acct, dev)| hazmat_record_key(&key, *kind, acct, dev) == k)
                 .expect("every record has a known name");
-            let (generation, plain) = hazmat_open_record(&key, kind, &account, &device, v).unwrap();
+            let (generation, plain) =
+                hazmat_open_record(&key, &ad, kind, &account, &device, v).unwrap();
             Stored {
                 kind,
                 account,
@@ -225,6 +236,7 @@ pub fn life() -> Life {
         generation: alice.generation(),
         records,
         alice: a,
+        alice_device: ad,
         bob: b,
         bob_device: bd,
         carol: c,
@@ -246,13 +258,20 @@ fn fields(r: &Stored, identity: &DeviceIdentity) -> Value {
     assert_eq!(p[0], 0x01);
     match r.kind {
         RecordKind::Head => {
-            assert_eq!((p[1], p.len()), (0x1A, 83));
+            assert_eq!((p[1], p.len()), (0x1A, 123));
             json!({
                 "device_id": hex(&p[2..34]),
                 "account_key": hex(&p[34..66]),
                 "account_held": p[66] == 1,
                 "signed_prekey_rotated_at": be64(&p[67..]),
                 "last_resort_prekey_rotated_at": be64(&p[75..]),
+                "anchors": {
+                    "identity": be64(&p[83..]),
+                    "account": be64(&p[91..]),
+                    "prekeys": be64(&p[99..]),
+                    "contact_index": be64(&p[107..]),
+                    "own_peer": be64(&p[115..]),
+                },
             })
         }
         RecordKind::Identity => {
@@ -276,8 +295,11 @@ fn fields(r: &Stored, identity: &DeviceIdentity) -> Value {
         }
         RecordKind::ContactIndex => {
             let n = usize::from(u16::from_be_bytes([p[2], p[3]]));
-            assert_eq!(p.len(), 4 + 32 * n);
-            let contacts: Vec<Value> = p[4..].chunks(32).map(hex).collect();
+            assert_eq!(p.len(), 4 + 40 * n);
+            let contacts: Vec<Value> = p[4..]
+                .chunks(40)
+                .map(|c| json!({ "account_key": hex(&c[..32]), "peer_generation": be64(&c[32..]) }))
+                .collect();
             json!({ "contacts": contacts })
         }
         RecordKind::Peer => {
@@ -335,11 +357,11 @@ fn fields(r: &Stored, identity: &DeviceIdentity) -> Value {
 }
 
 fn key_vector(name: &str, storage_key: [u8; 32]) -> Value {
-    let (k_rec, k_name, check) = hazmat_record_keys(&StorageKey::from_bytes(storage_key));
+    let (k_rec, k_name, check, k_log) = hazmat_record_keys(&StorageKey::from_bytes(storage_key));
     json!({
         "name": name, "kind": "record-keys",
         "storage_key": hex(storage_key),
-        "k_rec": hex(k_rec), "k_name": hex(k_name), "check": hex(check),
+        "k_rec": hex(k_rec), "k_name": hex(k_name), "check": hex(check), "k_log": hex(k_log),
     })
 }
 
@@ -355,21 +377,25 @@ const SEAL_GENERATIONS: [u64; 7] = [
     (1 << 53) - 1,
 ];
 
-fn seal_vector(i: usize, r: &Stored) -> Value {
+fn seal_vector(i: usize, r: &Stored, owner: &[u8; 32]) -> Value {
     let key = StorageKey::from_bytes(STORAGE_KEY);
     let rng_seed = [0x50 + i as u8; 32];
     let mut nonce = [0u8; 24];
     ChaCha20Rng::from_seed(rng_seed).fill_bytes(&mut nonce);
     let generation = SEAL_GENERATIONS[i];
     let value = hazmat_seal_record(
-        &key, r.kind, &r.account, &r.device, generation, &nonce, &r.plain,
+        &key, owner, r.kind, &r.account, &r.device, generation, &nonce, &r.plain,
     );
-    let opened = hazmat_open_record(&key, r.kind, &r.account, &r.device, &value).unwrap();
+    let opened = hazmat_open_record(&key, owner, r.kind, &r.account, &r.device, &value).unwrap();
     assert_eq!(opened, (generation, r.plain.clone()));
+    // The head's AD does not bind the owner; every other record's does.
+    let elsewhere = hazmat_open_record(&key, &OTHER_OWNER, r.kind, &r.account, &r.device, &value);
+    assert_eq!(elsewhere.is_ok(), r.kind == RecordKind::Head);
     json!({
         "name": format!("seal {:?}", r.kind),
         "kind": "record-seal",
         "storage_key": hex(STORAGE_KEY),
+        "owner": hex(owner),
         "record_kind": r.kind as u8,
         "account": hex(r.account),
         "device": hex(r.device),
@@ -390,6 +416,29 @@ fn store_vector(life: &Life) -> Value {
         .find(|r| r.kind == RecordKind::Identity)
         .map(|r| DeviceIdentity::from_stored(&StoredIdentity::from_bytes(&r.plain)).unwrap())
         .unwrap();
+    // Every anchored record is at its anchor (spec §10.4): the head's for
+    // the identity, account, prekeys, contact index and own peer records,
+    // the contact index's for every contact's peer record.
+    let zero = [0u8; 32];
+    let head = &life.find(RecordKind::Head, &zero).plain;
+    assert_eq!(head[2..34], life.alice_device);
+    let anchored = [
+        (RecordKind::Identity, zero),
+        (RecordKind::Account, zero),
+        (RecordKind::Prekeys, zero),
+        (RecordKind::ContactIndex, zero),
+        (RecordKind::Peer, life.alice),
+    ];
+    for (i, (kind, account)) in anchored.iter().enumerate() {
+        let anchor = be64(&head[83 + 8 * i..]);
+        assert_eq!(life.find(*kind, account).generation, anchor, "{kind:?}");
+    }
+    let index = &life.find(RecordKind::ContactIndex, &zero).plain;
+    for entry in index[4..].chunks(40) {
+        let account: [u8; 32] = entry[..32].try_into().unwrap();
+        let peer = life.find(RecordKind::Peer, &account);
+        assert_eq!(peer.generation, be64(&entry[32..]));
+    }
     let records: Vec<Value> = life
         .records
         .iter()
@@ -416,10 +465,12 @@ fn store_vector(life: &Life) -> Value {
     })
 }
 
-/// One negative vector: `value` opened as `kind ‖ account ‖ device`.
+/// One negative vector: `value` opened as `kind ‖ account ‖ device` of
+/// the device `owner`.
 struct Open<'a> {
     name: &'a str,
     storage_key: [u8; 32],
+    owner: [u8; 32],
     kind: RecordKind,
     account: [u8; 32],
     device: [u8; 32],
@@ -435,6 +486,7 @@ fn open_vector(o: Open<'_>) -> Value {
     }
     let err = hazmat_open_record(
         &StorageKey::from_bytes(o.storage_key),
+        &o.owner,
         o.kind,
         &o.account,
         &o.device,
@@ -451,6 +503,7 @@ fn open_vector(o: Open<'_>) -> Value {
         "name": o.name,
         "kind": "record-open-error",
         "storage_key": hex(o.storage_key),
+        "owner": hex(o.owner),
         "record_kind": o.kind as u8,
         "account": hex(o.account),
         "device": hex(o.device),
@@ -475,7 +528,9 @@ fn with(bytes: &[u8], at: usize, f: impl Fn(u8) -> u8) -> Vec<u8> {
 /// The negative vectors, one per failure of the §10.3 open order (and the
 /// order between them). Byte-level defects are made on the account record
 /// (small, its name has no account or device); the type, kind and move
-/// defects on Bob's session set and peer record.
+/// defects on Bob's session set and peer record; the defects that only the
+/// head reports as they are (`WrongKey`) on the head. Every vector opens
+/// for Alice's device id as the owner but the one of another store.
 fn errors(life: &Life) -> Vec<Value> {
     let (sk, other) = (STORAGE_KEY, OTHER_STORAGE_KEY);
     let zero = [0u8; 32];
@@ -483,14 +538,20 @@ fn errors(life: &Life) -> Vec<Value> {
     let set = &life.find(RecordKind::Sessions, &life.bob).value;
     let peer = &life.find(RecordKind::Peer, &life.bob).value;
     let identity = &life.find(RecordKind::Identity, &zero).value;
+    let head = &life.find(RecordKind::Head, &zero).value;
     let at = |name, storage_key, value: Vec<u8>| Open {
         name,
         storage_key,
+        owner: life.alice_device,
         kind: RecordKind::Account,
         account: zero,
         device: zero,
         value,
         pad_to: None,
+    };
+    let as_head = |name, storage_key, value: Vec<u8>| Open {
+        kind: RecordKind::Head,
+        ..at(name, storage_key, value)
     };
     let as_set = |name, storage_key, value: Vec<u8>| Open {
         kind: RecordKind::Sessions,
@@ -503,6 +564,21 @@ fn errors(life: &Life) -> Vec<Value> {
         ..at(name, sk, value)
     };
     let wrong_type = with(s, 1, |_| 0x18);
+    // Bob's session set as another device's store under the same storage
+    // key holds it: sealed for another owner (with a nonce of its own).
+    let mut nonce = [0u8; 24];
+    ChaCha20Rng::from_seed([0x60; 32]).fill_bytes(&mut nonce);
+    let set_plain = &life.find(RecordKind::Sessions, &life.bob).plain;
+    let foreign_set = hazmat_seal_record(
+        &StorageKey::from_bytes(sk),
+        &OTHER_OWNER,
+        RecordKind::Sessions,
+        &life.bob,
+        &life.bob_device,
+        life.find(RecordKind::Sessions, &life.bob).generation,
+        &nonce,
+        set_plain,
+    );
     let list = vec![
         // 1. Length.
         padded("4 MiB + 1 bytes: too long", s.clone(), MAX_RECORD_LEN + 1),
@@ -525,6 +601,17 @@ fn errors(life: &Life) -> Vec<Value> {
             "version byte 0x02 alone: the version is checked before the length",
             sk,
             vec![0x02],
+        ),
+        at(
+            "version byte 0x00 alone: the version is checked before the length",
+            sk,
+            vec![0x00],
+        ),
+        as_head(
+            "the head with version 0x00 under another storage key: the version is checked \
+             before the key",
+            other,
+            with(head, 0, |_| 0x00),
         ),
         // 4. The 51 fixed bytes.
         at("version byte only", sk, s[..1].to_vec()),
@@ -564,6 +651,12 @@ fn errors(life: &Life) -> Vec<Value> {
             other,
             wrong_type,
         ),
+        as_head(
+            "the head with type 0x18 under another storage key: the type is checked before \
+             the key",
+            other,
+            with(head, 1, |_| 0x18),
+        ),
         // 6. The tag.
         at("the 51 fixed bytes alone", sk, s[..51].to_vec()),
         at("15 bytes after the fixed bytes", sk, s[..66].to_vec()),
@@ -573,14 +666,40 @@ fn errors(life: &Life) -> Vec<Value> {
             other,
             s[..66].to_vec(),
         ),
-        // 7. The key check.
-        at("another storage key", other, s.clone()),
+        as_head(
+            "the head cut to 15 bytes after the fixed bytes under another storage key: the \
+             length is checked before the key",
+            other,
+            head[..66].to_vec(),
+        ),
+        // 7. The key check: WrongKey for the head only.
+        as_head("the head under another storage key", other, head.clone()),
+        as_head(
+            "the head with its check value changed",
+            sk,
+            with(head, 11, |x| x ^ 0x80),
+        ),
+        as_head(
+            "the head under another storage key with a flipped ciphertext bit: the key is \
+             checked before the AEAD",
+            other,
+            with(head, 60, |x| x ^ 0x01),
+        ),
         at(
-            "another storage key and a flipped ciphertext bit: the key is checked before the AEAD",
+            "another storage key: not the head, so Authentication, not WrongKey",
+            other,
+            s.clone(),
+        ),
+        at(
+            "another storage key and a flipped ciphertext bit: Authentication either way",
             other,
             with(s, 60, |x| x ^ 0x01),
         ),
-        at("check value changed", sk, with(s, 11, |x| x ^ 0x80)),
+        at(
+            "check value changed: not the head, so Authentication",
+            sk,
+            with(s, 11, |x| x ^ 0x80),
+        ),
         as_set(
             "Bob's session set under another storage key",
             other,
@@ -597,6 +716,11 @@ fn errors(life: &Life) -> Vec<Value> {
         at("generation changed", sk, with(s, 10, |x| x ^ 0x01)),
         at("nonce bit flipped", sk, with(s, 27, |x| x ^ 0x02)),
         at("last byte cut", sk, s[..s.len() - 1].to_vec()),
+        as_head(
+            "the head with its generation changed",
+            sk,
+            with(head, 10, |x| x ^ 0x01),
+        ),
         Open {
             account: life.carol,
             device: life.carol_device,
@@ -624,6 +748,21 @@ fn errors(life: &Life) -> Vec<Value> {
                 peer.clone(),
             )
         },
+        // The owner: a record of another store under the same storage key.
+        as_set(
+            "Bob's session set of another device's store (owner 77…77) under the same \
+             storage key",
+            sk,
+            foreign_set,
+        ),
+        Open {
+            owner: OTHER_OWNER,
+            ..at(
+                "Alice's account record opened for another owner (77…77)",
+                sk,
+                s.clone(),
+            )
+        },
     ];
     list.into_iter().map(open_vector).collect()
 }
@@ -639,16 +778,16 @@ pub fn vectors() -> Value {
             RecordKind::Peer | RecordKind::Sessions => life.find(*kind, &life.bob),
             _ => life.find(*kind, &[0; 32]),
         };
-        vectors.push(seal_vector(i, r));
+        vectors.push(seal_vector(i, r, &life.alice_device));
     }
     vectors.push(store_vector(&life));
     vectors.extend(errors(&life));
     file(
         "records",
         "Client records at rest (spec §10.3): the record keys derived from a storage key, a sealed \
-         record of every kind (name, store key, value), one device's whole store after a short \
-         scripted life (every record opened, its plain content decoded), and every failure of the \
-         open order of §10.3",
+         record of every kind (name, owner, store key, value), one device's whole store after a \
+         short scripted life (every record opened, its plain content decoded, the anchors of \
+         §10.4), and every failure of the open order of §10.3",
         vectors,
     )
 }

@@ -1,7 +1,8 @@
 """Layer `records`: the client records at rest (spec §10.3): the keys a
 storage key gives, a sealed record of every kind, one device's whole store
-(every record opened by the name the other records imply, its plain content
-decoded by §10.3.1 and checked against the others), and the open order."""
+(every record opened by the name the other records imply for the head's
+device id, its plain content decoded by §10.3.1 and checked against the
+others, every anchored record at its anchor, §10.4), and the open order."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from protocol import stored_prekeys
 LAYER = "records"
 
 # The classes of the open order (§10.3 steps 1–8); every one is published.
-OPEN_CLASSES = ("Corrupted/TooLong", "Corrupted/Truncated", "NewerVersion",
-                "Corrupted/WrongType", "WrongKey", "Corrupted/Authentication")
+OPEN_CLASSES = ("Corrupted/TooLong", "Corrupted/Truncated", "Corrupted/BadVersion",
+                "NewerVersion", "Corrupted/WrongType", "WrongKey", "Corrupted/Authentication")
 
 
 def _kind(ctx: VectorContext, fld: str = "record_kind") -> int:
@@ -54,6 +55,7 @@ def check_keys(ctx: VectorContext) -> None:
     ctx.expect("k_rec", keys.k_rec)
     ctx.expect("k_name", keys.k_name)
     ctx.expect("check", keys.check)
+    ctx.expect("k_log", keys.k_log)
 
 
 # --------------------------------------------------------------------------
@@ -66,19 +68,31 @@ def check_seal(ctx: VectorContext) -> None:
     if chacha20_rng_stream(ctx.hex("rng_seed", 32), R.NONCE_LEN) != nonce:
         ctx.fail("nonce", "not the first 24 bytes of the ChaCha20 stream of rng_seed")
     name = _name_of(ctx)
+    owner = ctx.hex("owner", 32)
     generation = _int_field(ctx, "generation")
     plain = ctx.hex("plain")
     ctx.expect("record_name", name)
     ctx.expect("key", R.record_key(keys, name))
-    if ctx.expect("value", R.seal(keys, name, generation, nonce, plain)):
-        # The published value opens back (§10.3 steps 1–8).
+    if ctx.expect("value", R.seal(keys, name, generation, nonce, plain, owner)):
+        # The published value opens back (§10.3 steps 1–8), and only for
+        # its owner unless it is the head (whose AD has no owner).
+        value = ctx.hex("value")
         try:
-            got = R.open_record(keys, name, ctx.hex("value"))
+            got = R.open_record(keys, name, value, owner)
         except ProtocolError as e:
             ctx.fail("value", f"does not open: {e.cls} ({e.detail})")
             return
         if got != (generation, plain):
             ctx.fail("value", "opens to another generation or content")
+        elsewhere = bytes([owner[0] ^ 1]) + owner[1:]
+        try:
+            R.open_record(keys, name, value, elsewhere)
+            opens = True
+        except ProtocolError:
+            opens = False
+        if opens != (name[0] == R.KIND_HEAD):
+            ctx.fail("value", "opens for another owner" if opens
+                     else "the head does not open for another owner")
     if len(ctx.hex("value")) != len(plain) + R.OVERHEAD:
         ctx.fail("value", f"not {R.OVERHEAD} bytes longer than its content (§10.9)")
 
@@ -91,7 +105,7 @@ RECORD_FIELDS = ("key", "value", "record_kind", "record_name", "generation", "pl
 RECORD_OUTPUTS = ("record_kind", "record_name", "generation", "plain", "fields")
 FIELDS = {
     R.KIND_HEAD: ("device_id", "account_key", "account_held", "signed_prekey_rotated_at",
-                  "last_resort_prekey_rotated_at"),
+                  "last_resort_prekey_rotated_at", "anchors"),
     R.KIND_IDENTITY: ("ed25519_seed", "x25519_secret", "public_identity"),
     R.KIND_ACCOUNT: ("ed25519_seed", "account_key"),
     R.KIND_PREKEYS: ("bundle",),
@@ -100,6 +114,7 @@ FIELDS = {
     R.KIND_SESSIONS: ("latest", "active", "archived", "entries"),
 }
 ENTRY_FIELDS = ("created", "stale", "heal")
+CONTACT_FIELDS = ("account_key", "peer_generation")
 
 
 def _leaves(value, path: tuple) -> list:
@@ -182,6 +197,9 @@ def check_store(ctx: VectorContext) -> None:
     s = _Store(ctx)
     keys = s.keys
     opened: dict[int, tuple[bytes, int, bytes]] = {}   # index -> (name, generation, plain)
+    # The owner every record but the head binds: the head's device id (the
+    # head's own AD has none, so it opens before the owner is known).
+    owner = [bytes(32)]
 
     def open_at(name: bytes) -> tuple[int, bytes] | None:
         """Open the record under `name`, if the store holds it."""
@@ -189,7 +207,7 @@ def check_store(ctx: VectorContext) -> None:
         if i is None:
             return None
         try:
-            generation, plain = R.open_record(keys, name, s.value(i))
+            generation, plain = R.open_record(keys, name, s.value(i), owner[0])
         except ProtocolError as e:
             s.fail(("records", i, "value"), f"does not open as the {R.KIND_NAMES[name[0]]} "
                                             f"record: {e.cls} ({e.detail})")
@@ -214,6 +232,7 @@ def check_store(ctx: VectorContext) -> None:
     except ProtocolError as e:
         ctx.fail("records", f"the head does not decode: {e.cls} ({e.detail})")
         return
+    owner[0] = head.device_id
 
     def decoded(name: bytes, got, decoder):
         """The content decoded, or None (reported at the record's plain)."""
@@ -273,15 +292,34 @@ def check_store(ctx: VectorContext) -> None:
         s.compare(("records", i, "record_name"), rec["record_name"], _hex(name))
         s.compare(("records", i, "generation"), rec["generation"], generation)
         s.compare(("records", i, "plain"), rec["plain"], _hex(plain))
-        if generation > g:
-            s.fail(("records", i, "generation"), f"newer than the head's generation {g} (§10.4)")
+        # §10.3 steps 9 and 9a against the head and the anchors (§10.4);
+        # the store's head is the held one, so a newer record is not of
+        # this state (Inconsistent) rather than another process's commit.
+        try:
+            R.check_generation(name[0], generation, g, _anchor(name, head, contacts))
+        except ProtocolError as e:
+            s.fail(("records", i, "generation"), f"{e.cls} (§10.3 steps 9, 9a): {e.detail}")
         # Byte for byte: sealing the content again with the stored nonce.
         value = s.value(i)
-        if R.seal(keys, name, generation, value[R.HEADER_LEN:R.FIXED_LEN], plain) != value:
+        if R.seal(keys, name, generation, value[R.HEADER_LEN:R.FIXED_LEN], plain,
+                  head.device_id) != value:
             s.fail(("records", i, "value"), "sealing the content again with its nonce differs")
         fields = _fields(s, i, name, plain, head, identity, account_seed, contacts, peers)
         if fields is not None:
             s.compare(("records", i, "fields"), rec["fields"], fields)
+
+
+def _anchor(name: bytes, head: R.Head, contacts: dict | None) -> int | None:
+    """The generation the record `name` was last written at, by the head
+    (identity, account, prekeys, contact index, own peer) or the contact
+    index (a contact's peer); None for the head and the session sets."""
+    kind = name[0]
+    if kind == R.KIND_PEER:
+        account = name[1:33]
+        if account == head.account_key:
+            return head.anchors.own_peer
+        return (contacts or {}).get(account)
+    return head.anchors.of(kind)
 
 
 def _fields(s: _Store, i: int, name: bytes, plain: bytes, head, identity, account_seed,
@@ -298,10 +336,14 @@ def _fields(s: _Store, i: int, name: bytes, plain: bytes, head, identity, accoun
         if kind == R.KIND_HEAD:
             if head.encode() != plain:
                 bad("does not re-encode to itself")
+            if not head.account_held and head.anchors.account != 0:
+                s.fail(at + ("anchors", "account"), "not 0 although the account key is not "
+                                                    "held (§10.3.1)")
             return {"device_id": _hex(head.device_id), "account_key": _hex(head.account_key),
                     "account_held": head.account_held,
                     "signed_prekey_rotated_at": head.signed_prekey_rotated_at,
-                    "last_resort_prekey_rotated_at": head.last_resort_prekey_rotated_at}
+                    "last_resort_prekey_rotated_at": head.last_resort_prekey_rotated_at,
+                    "anchors": {a: getattr(head.anchors, a) for a in R.ANCHORS}}
         if kind == R.KIND_IDENTITY:
             if identity is None:
                 return None
@@ -349,7 +391,8 @@ def _fields(s: _Store, i: int, name: bytes, plain: bytes, head, identity, accoun
                 bad("does not re-encode to itself")
             if head.account_key in contacts:
                 s.fail(at + ("contacts",), "lists the own account (§10.3.1)")
-            return {"contacts": [_hex(c) for c in contacts]}
+            return {"contacts": [{"account_key": _hex(c), "peer_generation": contacts[c]}
+                                 for c in contacts]}
         if kind == R.KIND_PEER:
             account = name[1:33]
             peer = peers.get(account)
@@ -403,8 +446,9 @@ def error_input(ctx: VectorContext) -> bytes:
 def check_open_error(ctx: VectorContext) -> None:
     keys = R.derive_keys(ctx.hex("storage_key", 32))
     name = _name_of(ctx)
+    owner = ctx.hex("owner", 32)
     value = error_input(ctx)
-    ctx.expect_error("expected_error", lambda: R.open_record(keys, name, value),
+    ctx.expect_error("expected_error", lambda: R.open_record(keys, name, value, owner),
                      step="opening (§10.3 steps 1–8)")
 
 
@@ -414,17 +458,23 @@ def check_file(vectors: list, problem) -> None:
     for cls in OPEN_CLASSES:
         if cls not in got:
             problem(f"no record-open-error vector of class {cls}")
+    for v in vectors:
+        if (v.get("kind") == "record-open-error" and v.get("expected_error") == "WrongKey"
+                and v.get("record_kind") != R.KIND_HEAD):
+            problem(f"{v.get('name')!r}: WrongKey for a record other than the head (§10.3 "
+                    f"step 7)")
     kinds = sorted(v.get("record_kind") for v in vectors if v.get("kind") == "record-seal")
     if kinds != sorted(R.KIND_NAMES):
         problem(f"record-seal vectors for kinds {kinds}, expected one for each of 1…7")
 
 
 KINDS = {
-    "record-keys": Kind(check_keys, inputs=("storage_key",), outputs=("k_rec", "k_name", "check")),
+    "record-keys": Kind(check_keys, inputs=("storage_key",),
+                        outputs=("k_rec", "k_name", "check", "k_log")),
     "record-seal": Kind(
         check_seal,
-        inputs=("storage_key", "record_kind", "account", "device", "generation", "rng_seed",
-                "nonce", "plain"),
+        inputs=("storage_key", "owner", "record_kind", "account", "device", "generation",
+                "rng_seed", "nonce", "plain"),
         outputs=("record_name", "key", "value"),
     ),
     "device-store": Kind(
@@ -435,10 +485,11 @@ KINDS = {
     ),
     "record-open-error": Kind(
         check_open_error,
-        inputs=("storage_key", "record_kind", "account", "device", "value", "value_prefix",
-                "value_zero_padded_to_length"),
+        inputs=("storage_key", "owner", "record_kind", "account", "device", "value",
+                "value_prefix", "value_zero_padded_to_length"),
         outputs=("expected_error",),
-        required=("storage_key", "record_kind", "account", "device", "expected_error"),
+        required=("storage_key", "owner", "record_kind", "account", "device",
+                  "expected_error"),
     ),
 }
 
@@ -446,14 +497,15 @@ EXPECTED_COUNTS = {
     "record-keys": 2,
     "record-seal": 7,
     "device-store": 1,
-    "record-open-error": 31,
+    "record-open-error": 41,
 }
 
 
 # --------------------------------------------------------------------------
 # Self-test of the rules (`verify.py --self-test`): the published store
-# with its inputs edited (records moved, dropped, added, relabelled), and
-# the §10.3.1 decoders' rejections no vector reaches.
+# with its inputs edited (records moved, dropped, added, relabelled, sealed
+# at other generations than their anchors), and the §10.3.1 decoders'
+# rejections no vector reaches.
 # --------------------------------------------------------------------------
 
 def self_test(vectors: list) -> list[tuple[str, str | None]]:
@@ -533,15 +585,19 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
 
     rejected("a record under a key no name gives", add_unknown, "no name the other records imply")
 
+    head_i = index_of(R.KIND_HEAD)
+    own_device = unhex(recs[head_i]["fields"]["device_id"], "device_id")
+
     def resealed(i: int, generation: int | None = None, plain: bytes | None = None,
-                 name: bytes | None = None):
+                 name: bytes | None = None, owner: bytes | None = None):
         def edit(v):
             r = v["records"][i]
             nm = name or unhex(r["record_name"], "record_name")
             value = unhex(r["value"], "value")
             p = plain if plain is not None else unhex(r["plain"], "plain")
             gen = r["generation"] if generation is None else generation
-            r["value"] = R.seal(keys, nm, gen, value[R.HEADER_LEN:R.FIXED_LEN], p).hex()
+            r["value"] = R.seal(keys, nm, gen, value[R.HEADER_LEN:R.FIXED_LEN], p,
+                                own_device if owner is None else owner).hex()
             r["key"] = R.record_key(keys, nm).hex()
             r["record_name"], r["plain"], r["generation"] = nm.hex(), p.hex(), gen
             v["records"].sort(key=lambda x: x["key"])
@@ -550,7 +606,9 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
     g = store_v["generation"]
     rejected("a session set sealed at the head's generation + 1",
              resealed(sets[0], generation=g + 1), "newer than the head's generation")
-    head_i = index_of(R.KIND_HEAD)
+    rejected("a session set of another device's store under the same storage key",
+             resealed(sets[0], owner=bytes([0x77]) * 32),
+             "does not open as the session set record: Corrupted/Authentication")
     head_plain = unhex(recs[head_i]["plain"], "plain")
     rejected("the head saying the account key is not held (an account record remains)",
              resealed(head_i, plain=head_plain[:66] + b"\x00" + head_plain[67:]),
@@ -560,7 +618,60 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
     own = unhex(recs[head_i]["fields"]["account_key"], "account_key")
     contacts = R.decode_index(idx_plain)
     rejected("the contact index listing the own account",
-             resealed(idx_i, plain=R.encode_index(contacts + [own])), "lists the own account")
+             resealed(idx_i, plain=R.encode_index({**contacts, own: 1})),
+             "lists the own account")
+
+    # The anchors (§10.4, §10.3 steps 9 and 9a): every anchored record is
+    # at its anchor; one sealed older is RecordRolledBack, one sealed newer
+    # (the head unmoved) is Inconsistent, and so is a head or an index whose
+    # anchor moved instead.
+    head = R.decode_head(head_plain)
+    anchored = [(R.KIND_IDENTITY, index_of(R.KIND_IDENTITY), head.anchors.identity),
+                (R.KIND_ACCOUNT, index_of(R.KIND_ACCOUNT), head.anchors.account),
+                (R.KIND_PREKEYS, index_of(R.KIND_PREKEYS), head.anchors.prekeys),
+                (R.KIND_CONTACT_INDEX, idx_i, head.anchors.contact_index)]
+    anchored = [(R.KIND_NAMES[k], i, a) for k, i, a in anchored]
+    for i in peers:
+        acct = unhex(recs[i]["record_name"], "record_name")[1:33]
+        if acct == own:
+            anchored.append(("own peer", i, head.anchors.own_peer))
+        else:
+            anchored.append((f"peer (contact {list(contacts).index(acct) + 1} of the index)",
+                             i, contacts[acct]))
+    check("every anchored record of the published store is at its anchor",
+          all(recs[i]["generation"] == a for _, i, a in anchored))
+    for what, i, a in anchored:
+        rejected(f"the {what} record sealed one generation older than its anchor",
+                 resealed(i, generation=a - 1), "RecordRolledBack")
+        if a < g:
+            rejected(f"the {what} record sealed one generation newer than its anchor",
+                     resealed(i, generation=a + 1), "newer than its anchor")
+    for n, fld in enumerate(R.ANCHORS):
+        at = 83 + 8 * n
+        moved = head_plain[:at] + u64(getattr(head.anchors, fld) + 1) + head_plain[at + 8:]
+        rejected(f"the head's {fld} anchor one generation newer than the record",
+                 resealed(head_i, plain=moved), "RecordRolledBack")
+    contact = next(iter(contacts))
+    rejected("the index's generation of a contact's peer record one newer than the record",
+             resealed(idx_i, plain=R.encode_index({**contacts, contact: contacts[contact] + 1})),
+             "RecordRolledBack")
+    rejected("the index's generation of a contact's peer record one older than the record",
+             resealed(idx_i, plain=R.encode_index({**contacts, contact: contacts[contact] - 1})),
+             "newer than its anchor")
+    expect("check_generation: at the anchor", "succeeded",
+           lambda: R.check_generation(R.KIND_PREKEYS, 5, 8, 5))
+    expect("check_generation: older than the anchor", "RecordRolledBack",
+           lambda: R.check_generation(R.KIND_PREKEYS, 4, 8, 5))
+    expect("check_generation: newer than the anchor, the head unmoved", "Corrupted/Inconsistent",
+           lambda: R.check_generation(R.KIND_PREKEYS, 6, 8, 5))
+    expect("check_generation: newer than the anchor, the head moved: start over", "Restart",
+           lambda: R.check_generation(R.KIND_PREKEYS, 6, 8, 5, head_moved=True))
+    expect("check_generation: newer than the held head, the head moved: start over", "Restart",
+           lambda: R.check_generation(R.KIND_SESSIONS, 9, 8, None, head_moved=True))
+    expect("check_generation: newer than both is checked before older (step 9 before 9a)",
+           "Corrupted/Inconsistent", lambda: R.check_generation(R.KIND_PREKEYS, 9, 8, 10))
+    expect("check_generation: a session set older than the head is fine", "succeeded",
+           lambda: R.check_generation(R.KIND_SESSIONS, 1, 8, None))
     acct_i = index_of(R.KIND_ACCOUNT)
     rejected("an account record with another seed (not the head's account key)",
              resealed(acct_i, plain=R.encode_account(bytes([0x42]) * 32)),
@@ -584,32 +695,55 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
     plain = unhex(recs[acct_i]["plain"], "plain")
     gen = recs[acct_i]["generation"]
     nonce = value[R.HEADER_LEN:R.FIXED_LEN]
-    O = lambda v, k=keys, n=name: (lambda: R.open_record(k, n, v))  # noqa: E731
+    O = lambda v, k=keys, n=name, o=own_device: (lambda: R.open_record(k, n, v, o))  # noqa: E731
     expect("round trip", "succeeded", O(value))
-    check("opening gives the generation and content", R.open_record(keys, name, value)
-          == (gen, plain))
-    empty = R.seal(keys, name, 5, nonce, b"")
+    check("opening gives the generation and content",
+          R.open_record(keys, name, value, own_device) == (gen, plain))
+    empty = R.seal(keys, name, 5, nonce, b"", own_device)
     check("an empty content seals to exactly 67 bytes (§10.9)", len(empty) == R.OVERHEAD)
     expect("an empty content opens", "succeeded", O(empty))
-    check("the head record of §10.3.1 is 150 bytes (§10.9)",
-          len(unhex(recs[head_i]["value"], "value")) == 150)
+    check("the head record of §10.3.1 is 190 bytes (§10.9)",
+          len(unhex(recs[head_i]["value"], "value")) == 190)
     expect("a value exactly 4 MiB long is not TooLong", "Corrupted/Authentication",
            O(value + bytes(R.MAX_RECORD_LEN - len(value))))
     expect("version 0xff", "NewerVersion", O(b"\xff" + value[1:]))
     expect("version 0x02 with a wrong type and 3 bytes", "NewerVersion", O(b"\x02\x00\x00"))
+    expect("version 0x00 with a wrong type and 3 bytes", "Corrupted/BadVersion",
+           O(b"\x00\x00\x00"))
+    expect("version 0x00 under another storage key", "Corrupted/BadVersion",
+           O(b"\x00" + value[1:], k=R.derive_keys(bytes(32))))
     expect("kind 0x00", "Corrupted/WrongType", O(value[:2] + b"\x00" + value[3:]))
     expect("wrong type and wrong check, too short for a tag", "Corrupted/WrongType",
            O(value[:1] + b"\x11" + value[2:11] + bytes(16) + value[27:60]))
     expect("the right value under another kind's name", "Corrupted/WrongType",
            O(value, n=R.record_name(R.KIND_PREKEYS)))
-    expect("a check of zeros", "WrongKey", O(value[:11] + bytes(16) + value[27:]))
+    expect("a check of zeros (not the head)", "Corrupted/Authentication",
+           O(value[:11] + bytes(16) + value[27:]))
+    head_value = unhex(recs[head_i]["value"], "value")
+    head_name = R.record_name(R.KIND_HEAD)
+    expect("the head with a check of zeros", "WrongKey",
+           O(head_value[:11] + bytes(16) + head_value[27:], n=head_name))
+    expect("the head under another storage key", "WrongKey",
+           O(head_value, k=R.derive_keys(bytes(32)), n=head_name))
+    expect("the head opens for any owner (its AD has none)", "succeeded",
+           O(head_value, n=head_name, o=bytes([0x77]) * 32))
+    expect("the AD binds the owner: the account record for another owner",
+           "Corrupted/Authentication", O(value, o=bytes([0x77]) * 32))
+    expect("the AD binds the owner: the account record for the owner of zeros",
+           "Corrupted/Authentication", O(value, o=bytes(32)))
+    expect("the owner follows the name in the AD", "succeeded",
+           O(value[:R.FIXED_LEN] + xchacha20poly1305_seal(
+               keys.k_rec, nonce, plain,
+               R.LABEL_STORED_RECORD + value[:R.HEADER_LEN] + name + own_device)))
     expect("the AD binds the name: sealed under the identity name, kind byte kept",
            "Corrupted/Authentication",
-           O(R.seal(keys, R.record_name(R.KIND_IDENTITY), gen, nonce, plain)[:2] + value[2:3]
-             + R.seal(keys, R.record_name(R.KIND_IDENTITY), gen, nonce, plain)[3:]))
+           O(R.seal(keys, R.record_name(R.KIND_IDENTITY), gen, nonce, plain, own_device)[:2]
+             + value[2:3]
+             + R.seal(keys, R.record_name(R.KIND_IDENTITY), gen, nonce, plain, own_device)[3:]))
     expect("the AD binds the label: sealed without it", "Corrupted/Authentication",
            O(value[:R.FIXED_LEN] + xchacha20poly1305_seal(keys.k_rec, nonce, plain,
-                                                            value[:R.HEADER_LEN] + name)))
+                                                            value[:R.HEADER_LEN] + name
+                                                            + own_device)))
     check("the head's key does not depend on the storage key",
           R.record_key(R.derive_keys(bytes(32)), R.record_name(R.KIND_HEAD))
           == R.record_key(keys, R.record_name(R.KIND_HEAD)) == b"\x01" + bytes(16))
@@ -617,12 +751,19 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
           R.record_key(R.derive_keys(bytes(32)), name) != R.record_key(keys, name))
     check("a key is the kind and 16 bytes of HMAC", len(R.record_key(keys, name)) == R.KEY_LEN
           and R.record_key(keys, name)[0] == R.KIND_ACCOUNT)
+    check("K_log is the last 32 of the 112 HKDF bytes, distinct from the other keys",
+          len(keys.k_log) == 32 and keys.k_log not in (keys.k_rec, keys.k_name))
 
     # §10.3.1 decoders.
     dev, acct = bytes([1]) * 32, bytes([2]) * 32
-    good_head = R.Head(dev, acct, True, 7, 8).encode()
+    good_head = R.Head(dev, acct, True, 7, 8, R.Anchors(1, 2, 3, 4, 5)).encode()
     expect("head: round trip", "succeeded", lambda: R.decode_head(good_head))
-    check("head: 83 bytes", len(good_head) == 83)
+    check("head: 123 bytes", len(good_head) == R.HEAD_LEN == 123)
+    check("head: the anchors in their order",
+          R.decode_head(good_head).anchors == R.Anchors(1, 2, 3, 4, 5)
+          and good_head[83:] == b"".join(u64(n) for n in (1, 2, 3, 4, 5)))
+    expect("head: without its anchors (the 83 bytes of the old format)", "Truncated",
+           lambda: R.decode_head(good_head[:83]))
     expect("head: flag 0x02", "InvalidFlags",
            lambda: R.decode_head(good_head[:66] + b"\x03" + good_head[67:]))
     expect("head: a trailing byte", "TrailingBytes", lambda: R.decode_head(good_head + b"\x00"))
@@ -635,7 +776,14 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
            lambda: R.decode_account(R.encode_account(bytes(32))[:-1]))
     k1, k2 = bytes([1]) * 32, bytes([2]) * 32
     def raw_index(ks: list) -> bytes:
-        return u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(len(ks)) + b"".join(ks)
+        return u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(len(ks)) + b"".join(k + u64(7) for k in ks)
+
+    expect("index: round trip", "succeeded", lambda: R.decode_index(raw_index([k1, k2])))
+    check("index: each contact with its peer record's generation",
+          R.decode_index(raw_index([k1, k2])) == {k1: 7, k2: 7}
+          and len(raw_index([k1, k2])) == 4 + 2 * 40)
+    expect("index: an entry without its generation", "Truncated",
+           lambda: R.decode_index(u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(1) + k1))
 
     expect("index: descending", "NotCanonical", lambda: R.decode_index(raw_index([k2, k1])))
     expect("index: repeated", "NotCanonical", lambda: R.decode_index(raw_index([k1, k1])))
@@ -643,7 +791,7 @@ def self_test(vectors: list) -> list[tuple[str, str | None]]:
     expect("index: count 4097", "TooMany",
            lambda: R.decode_index(u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(4097)))
     expect("index: count beyond the input", "Truncated",
-           lambda: R.decode_index(u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(2) + k1))
+           lambda: R.decode_index(u8(1) + u8(R.TYPE_CONTACT_INDEX) + u16(2) + k1 + u64(1)))
     set_plain = unhex(recs[sets[0]]["plain"], "plain")
     expect("session set: round trip", "succeeded", lambda: R.decode_session_set(set_plain))
     expect("session set: active present 2", "InvalidFlags",

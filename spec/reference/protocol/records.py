@@ -1,12 +1,16 @@
 """Client records at rest (spec §10.3): the keys derived from the storage
-key, record names and store keys, the sealed value and the open order, and
-the plain contents of §10.3.1.
+key, record names and store keys, the sealed value (bound to its owner, the
+head's device id) and the open order, the generation checks against the
+held head and the anchors (§10.4), and the plain contents of §10.3.1.
 
 Error classes of opening are variant paths of the record error (§10.6):
-`Corrupted/<reason>` (`TooLong`, `Truncated`, `WrongType`,
-`Authentication`), `NewerVersion` and `WrongKey`. The plain decoders of
-§10.3.1 raise the §6.5 class of the defect (`Truncated`, `TrailingBytes`,
-`InvalidFlags`, `NotCanonical`, …), which the device reports as
+`Corrupted/<reason>` (`TooLong`, `Truncated`, `BadVersion`, `WrongType`,
+`Authentication`), `NewerVersion` and `WrongKey` (the head's only). The
+generation checks give `RecordRolledBack`, `Corrupted/Inconsistent`, or
+`Restart` (another process committed: the call starts over, §10.5; not an
+error a caller sees). The plain decoders of §10.3.1 raise the §6.5 class
+of the defect (`Truncated`, `TrailingBytes`, `InvalidFlags`,
+`NotCanonical`, …), which the device reports as
 `Corrupted/Malformed/<class>` (§10.3 step 10); contradictions between
 records are `Corrupted/Inconsistent` (step 11).
 """
@@ -83,13 +87,14 @@ class RecordKeys:
     k_rec: bytes
     k_name: bytes
     check: bytes
+    k_log: bytes             # keys the identifier tags of log lines (§10.10)
 
 
 def derive_keys(storage_key: bytes) -> RecordKeys:
-    """`K_rec ‖ K_name ‖ check = HKDF-SHA256(salt = "", IKM = SK,
-    info = LABEL_RECORD_KEYS, L = 80)`."""
-    okm = hkdf(b"", storage_key, LABEL_RECORD_KEYS, 80)
-    return RecordKeys(okm[:32], okm[32:64], okm[64:80])
+    """`K_rec ‖ K_name ‖ check ‖ K_log = HKDF-SHA256(salt = "", IKM = SK,
+    info = LABEL_RECORD_KEYS, L = 112)`: bytes 0–31, 32–63, 64–79, 80–111."""
+    okm = hkdf(b"", storage_key, LABEL_RECORD_KEYS, 112)
+    return RecordKeys(okm[:32], okm[32:64], okm[64:80], okm[80:112])
 
 
 def record_name(kind: int, account: bytes = bytes(32), device: bytes = bytes(32)) -> bytes:
@@ -110,31 +115,41 @@ def record_key(keys: RecordKeys, name: bytes) -> bytes:
 # The value: sealing and the open order
 # --------------------------------------------------------------------------
 
-def _ad(header: bytes, name: bytes) -> bytes:
-    return LABEL_STORED_RECORD + header + name
+def _ad(header: bytes, name: bytes, owner: bytes) -> bytes:
+    """`LABEL_STORED_RECORD ‖ value[0..27] ‖ name` for the head, and
+    `‖ device_id` (the owner, 32 bytes: the head's) for every other record."""
+    assert len(owner) == 32
+    ad = LABEL_STORED_RECORD + header + name
+    return ad if name[0] == KIND_HEAD else ad + owner
 
 
-def seal(keys: RecordKeys, name: bytes, generation: int, nonce: bytes, plain: bytes) -> bytes:
+def seal(keys: RecordKeys, name: bytes, generation: int, nonce: bytes, plain: bytes,
+         owner: bytes) -> bytes:
     """`0x01 ‖ 0x19 ‖ kind ‖ u64(generation) ‖ check ‖ nonce ‖
-    XChaCha20-Poly1305(K_rec, nonce, plain, AD = LABEL_STORED_RECORD ‖
-    value[0..27] ‖ name)`."""
+    XChaCha20-Poly1305(K_rec, nonce, plain, AD)` of the device `owner`
+    (not bound into the head's AD)."""
     assert len(nonce) == NONCE_LEN
     header = u8(WIRE_VERSION) + u8(TYPE_RECORD) + name[:1] + u64(generation) + keys.check
-    return header + nonce + xchacha20poly1305_seal(keys.k_rec, nonce, plain, _ad(header, name))
+    return header + nonce + xchacha20poly1305_seal(keys.k_rec, nonce, plain,
+                                                   _ad(header, name, owner))
 
 
 def corrupted(reason: str, detail: str = "") -> ProtocolError:
     return ProtocolError(f"Corrupted/{reason}", detail)
 
 
-def open_record(keys: RecordKeys, name: bytes, value: bytes) -> tuple[int, bytes]:
-    """Steps 1–8 of "Opening a record" (§10.3), in that order; the first
-    failing check decides. Returns (generation, plain)."""
+def open_record(keys: RecordKeys, name: bytes, value: bytes,
+                owner: bytes) -> tuple[int, bytes]:
+    """Steps 1–8 of "Opening a record" (§10.3), in that order, for the
+    device `owner`; the first failing check decides. Returns (generation,
+    plain). Steps 9 and 9a are `check_generation`."""
     if len(value) > MAX_RECORD_LEN:                                 # 1
         raise corrupted("TooLong", f"{len(value)} bytes")
     if not value:                                                   # 2
         raise corrupted("Truncated", "empty")
-    if value[0] != WIRE_VERSION:                                    # 3
+    if value[0] == 0x00:                                            # 3
+        raise corrupted("BadVersion", "version 0x00")
+    if value[0] != WIRE_VERSION:
         raise ProtocolError("NewerVersion", f"version {value[0]:#04x}")
     if len(value) < FIXED_LEN:                                      # 4
         raise corrupted("Truncated", f"{len(value)} < {FIXED_LEN} fixed bytes")
@@ -143,12 +158,38 @@ def open_record(keys: RecordKeys, name: bytes, value: bytes) -> tuple[int, bytes
     if len(value) - FIXED_LEN < TAG_LEN:                            # 6
         raise corrupted("Truncated", "shorter than the tag")
     if not _hmac.compare_digest(value[11:HEADER_LEN], keys.check):  # 7
-        raise ProtocolError("WrongKey")
+        # Only the head tells a wrong key; the head proved the key of the
+        # others, so theirs differing is a record of another store.
+        if name[0] == KIND_HEAD:
+            raise ProtocolError("WrongKey")
+        raise corrupted("Authentication", "the check differs (not the head)")
     plain = xchacha20poly1305_open(keys.k_rec, value[HEADER_LEN:FIXED_LEN],
-                                   value[FIXED_LEN:], _ad(value[:HEADER_LEN], name))
+                                   value[FIXED_LEN:], _ad(value[:HEADER_LEN], name, owner))
     if plain is None:                                               # 8
         raise corrupted("Authentication")
     return int.from_bytes(value[3:11], "big"), plain
+
+
+def check_generation(kind: int, generation: int, held: int, anchor: int | None = None,
+                     head_moved: bool = False) -> None:
+    """Steps 9 and 9a (§10.3, §10.4): a record's generation against the
+    head's the device holds (`held`) and the record's anchor (None for a
+    record without one: the head itself and session sets). Newer than
+    either: another process committed (`Restart`), unless the store's head
+    is still the held one (`head_moved` false): `Corrupted/Inconsistent`.
+    Older than its anchor: `RecordRolledBack`."""
+    if generation > held or (anchor is not None and generation > anchor):
+        if head_moved:
+            raise ProtocolError("Restart", f"{KIND_NAMES[kind]} at {generation}")
+        newer = (f"the head's generation {held}" if generation > held
+                 else f"its anchor {anchor}")
+        raise corrupted("Inconsistent", f"the {KIND_NAMES[kind]} record is at generation "
+                                        f"{generation}, newer than {newer}; the head has "
+                                        f"not moved")
+    if anchor is not None and generation < anchor:
+        raise ProtocolError("RecordRolledBack", f"the {KIND_NAMES[kind]} record is at "
+                                                f"generation {generation} but was written at "
+                                                f"{anchor}")
 
 
 # --------------------------------------------------------------------------
@@ -165,6 +206,26 @@ def _int(r: Reader, n: int, name: str) -> int:
     return int.from_bytes(r.take(n, name), "big")
 
 
+# The head's anchors (§10.3.1, §10.4), in their order.
+ANCHORS = ("identity", "account", "prekeys", "contact_index", "own_peer")
+HEAD_LEN = 123
+
+
+@dataclass
+class Anchors:
+    """The generation each rarely written record was last written at."""
+    identity: int = 0
+    account: int = 0            # 0 when the account key is not held
+    prekeys: int = 0
+    contact_index: int = 0
+    own_peer: int = 0
+
+    def of(self, kind: int) -> int | None:
+        """The anchor of the fixed-name kind (the own peer's is `own_peer`)."""
+        return {KIND_IDENTITY: self.identity, KIND_ACCOUNT: self.account,
+                KIND_PREKEYS: self.prekeys, KIND_CONTACT_INDEX: self.contact_index}.get(kind)
+
+
 @dataclass
 class Head:
     device_id: bytes
@@ -172,22 +233,29 @@ class Head:
     account_held: bool
     signed_prekey_rotated_at: int
     last_resort_prekey_rotated_at: int
+    anchors: Anchors
 
     def encode(self) -> bytes:
         return (u8(WIRE_VERSION) + u8(TYPE_HEAD) + self.device_id + self.account_key
                 + u8(FLAG_ACCOUNT_HELD if self.account_held else 0)
-                + u64(self.signed_prekey_rotated_at) + u64(self.last_resort_prekey_rotated_at))
+                + u64(self.signed_prekey_rotated_at) + u64(self.last_resort_prekey_rotated_at)
+                + b"".join(u64(getattr(self.anchors, a)) for a in ANCHORS))
 
 
 def decode_head(b: bytes) -> Head:
+    """`device_id (32) ‖ account key (32) ‖ u8(flags) ‖ u64 ‖ u64` (the
+    rotation times), then the five u64 anchors; 123 bytes."""
     r = Reader(b, TYPE_HEAD, "head")
     device_id = r.take(32, "device_id")
     account = r.take(32, "account key")
     flags = r.take(1, "flags")[0]
     if flags & ~FLAG_ACCOUNT_HELD:
         raise ProtocolError("InvalidFlags", f"head flags {flags:#04x}")
-    head = Head(device_id, account, bool(flags & FLAG_ACCOUNT_HELD),
-                _int(r, 8, "signed prekey rotated at"), _int(r, 8, "last-resort prekey rotated at"))
+    signed = _int(r, 8, "signed prekey rotated at")
+    last_resort = _int(r, 8, "last-resort prekey rotated at")
+    anchors = Anchors(*(_int(r, 8, f"{a} anchor") for a in ANCHORS))
+    head = Head(device_id, account, bool(flags & FLAG_ACCOUNT_HELD), signed, last_resort,
+                anchors)
     _finish(r, "head")
     return head
 
@@ -220,24 +288,29 @@ def account_key_of(seed: bytes) -> bytes:
     return ed25519_public(seed)
 
 
-def decode_index(b: bytes) -> list[bytes]:
+def decode_index(b: bytes) -> dict[bytes, int]:
+    """`u16(n) ‖ n × (account key (32) ‖ u64(generation of its peer
+    record))`, strictly ascending by account key: {account key: the peer
+    record's anchor}, in that order."""
     r = Reader(b, TYPE_CONTACT_INDEX, "contact index")
     n = _int(r, 2, "contact count")
     if n > MAX_CONTACTS:
         raise ProtocolError("TooMany", f"{n} contacts")
-    out: list[bytes] = []
+    out: dict[bytes, int] = {}
+    last = None
     for i in range(n):
         key = r.take(32, f"contact {i}")
-        if out and key <= out[-1]:
+        if last is not None and key <= last:
             raise ProtocolError("NotCanonical", "contacts not strictly ascending")
-        out.append(key)
+        last = key
+        out[key] = _int(r, 8, f"contact {i} peer generation")
     _finish(r, "contact index")
     return out
 
 
-def encode_index(contacts: list[bytes]) -> bytes:
+def encode_index(contacts: dict[bytes, int]) -> bytes:
     return (u8(WIRE_VERSION) + u8(TYPE_CONTACT_INDEX) + u16(len(contacts))
-            + b"".join(sorted(contacts)))
+            + b"".join(k + u64(contacts[k]) for k in sorted(contacts)))
 
 
 class _StoredReader(Reader):
