@@ -58,6 +58,9 @@ pub enum StorageError {
     UnsupportedVersion(u8),
     /// The blob is truncated or corrupted.
     Corrupted,
+    /// The blob does not decode: the field and the §6.5 class say where
+    /// and why (truncated, a value out of range, trailing bytes, …).
+    Malformed(WireError),
     /// The storage key is wrong or the encrypted blob was altered.
     WrongKeyOrTampered,
 }
@@ -72,6 +75,7 @@ impl fmt::Display for StorageError {
                 )
             }
             Self::Corrupted => f.write_str("stored session is truncated or corrupted"),
+            Self::Malformed(e) => write!(f, "stored session does not decode: {e}"),
             Self::WrongKeyOrTampered => {
                 f.write_str("wrong storage key, or the stored session was altered")
             }
@@ -134,7 +138,7 @@ impl From<crate::aead::StoredOpenError> for StorageError {
     fn from(e: crate::aead::StoredOpenError) -> Self {
         match e {
             crate::aead::StoredOpenError::UnsupportedVersion(v) => Self::UnsupportedVersion(v),
-            crate::aead::StoredOpenError::Malformed(_) => Self::Corrupted,
+            crate::aead::StoredOpenError::Malformed(e) => Self::Malformed(e),
             crate::aead::StoredOpenError::WrongKeyOrTampered => Self::WrongKeyOrTampered,
         }
     }

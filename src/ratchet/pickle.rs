@@ -71,7 +71,7 @@ impl StoredSession {
             .map(Self)
             .map_err(|e| match e {
                 StoredOpenError::UnsupportedVersion(v) => StorageError::UnsupportedVersion(v),
-                StoredOpenError::Malformed(_) => StorageError::Corrupted,
+                StoredOpenError::Malformed(e) => StorageError::Malformed(e),
                 StoredOpenError::WrongKeyOrTampered => StorageError::WrongKeyOrTampered,
             })
     }
@@ -319,7 +319,7 @@ impl Session {
             }
             _ => {}
         }
-        Self::read(bytes).map_err(|_| StorageError::Corrupted.into())
+        Self::read(bytes).map_err(|e| StorageError::Malformed(e).into())
     }
 
     fn read(bytes: &[u8]) -> Result<Self, WireError> {

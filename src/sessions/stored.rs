@@ -221,7 +221,10 @@ fn read_set(r: &mut Reader<'_>) -> Result<SessionSet, SessionsError> {
         let flags = r.flags(0x03, "session flags")?;
         let (stale, heal) = (flags & 1 != 0, flags & 2 != 0);
         let session = Session::from_stored(&StoredSession::from_bytes(read_part(r, "session")?))
-            .map_err(|_| bad())?;
+            .map_err(|e| match e {
+                crate::ratchet::RatchetError::Storage(s) => SessionsError::Storage(s),
+                _ => bad(),
+            })?;
         let entry = Entry {
             session,
             created,

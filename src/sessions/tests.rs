@@ -636,7 +636,12 @@ fn stored_device_round_trips_and_keeps_working() {
         crate::ratchet::StoredSession::from_bytes(&[1, 0x10]).encrypt(&mut rng, &key);
     assert_eq!(
         StoredDevice::decrypt(&session_blob, &key),
-        Err(SessionsError::Storage(StorageError::Corrupted))
+        Err(SessionsError::Storage(StorageError::Malformed(
+            crate::wire::WireError::UnexpectedType {
+                expected: 0x16,
+                actual: 0x11
+            }
+        )))
     );
 
     // Every truncation is refused without a panic.
