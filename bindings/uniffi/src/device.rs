@@ -10,6 +10,7 @@ use crate::types::{
 use session_ratchet::client::Device as CoreDevice;
 use session_ratchet::session_v2::mnemonic::encode_recovery_seed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use zeroize::Zeroizing;
 
 /// One device of an account (the crate's `client::Device`, spec ch. 10):
 /// its account key if it holds it, identity, prekeys, device lists,
@@ -121,7 +122,7 @@ pub fn create_account(
     info: DeviceInfo,
     now: u64,
 ) -> Result<CreatedAccount, DeviceError> {
-    let key = crate::types::storage_key(&storage_key)?;
+    let key = crate::types::storage_key(storage_key)?;
     let (device, seed) =
         CoreDevice::create_account(self::store(store), &key, os_rng(), (&info).into(), now)?;
     let phrase = encode_recovery_seed(&seed)
@@ -153,7 +154,7 @@ impl Device {
         storage_key: Vec<u8>,
         min_generation: u64,
     ) -> Result<Arc<Self>, DeviceError> {
-        let key = crate::types::storage_key(&storage_key)?;
+        let key = crate::types::storage_key(storage_key)?;
         let device = CoreDevice::open(self::store(store), &key, os_rng(), min_generation)?;
         Ok(Self::wrap(device))
     }
@@ -172,8 +173,8 @@ impl Device {
         info: DeviceInfo,
         now: u64,
     ) -> Result<Arc<Self>, DeviceError> {
-        let key = crate::types::storage_key(&storage_key)?;
-        let seed = self::recovery_seed(&recovery_seed)?;
+        let key = crate::types::storage_key(storage_key)?;
+        let seed = self::recovery_seed(recovery_seed)?;
         let device = CoreDevice::restore_account(
             self::store(store),
             &key,
@@ -196,12 +197,13 @@ impl Device {
         info: DeviceInfo,
         now: u64,
     ) -> Result<Arc<Self>, DeviceError> {
-        let key = crate::types::storage_key(&storage_key)?;
+        let key = crate::types::storage_key(storage_key)?;
+        let phrase = Zeroizing::new(phrase);
         let device = CoreDevice::restore_account_from_phrase(
             self::store(store),
             &key,
             os_rng(),
-            &phrase,
+            phrase.as_str(),
             current_list.as_deref(),
             (&info).into(),
             now,
@@ -221,7 +223,7 @@ impl Device {
         min_generation: u64,
         now: u64,
     ) -> Result<Arc<Self>, DeviceError> {
-        let key = crate::types::storage_key(&storage_key)?;
+        let key = crate::types::storage_key(storage_key)?;
         let device = CoreDevice::restore_from_backup(
             self::store(store),
             &key,
@@ -406,7 +408,7 @@ impl Device {
     pub fn respond_to_link(&self, request: Vec<u8>) -> Result<LinkResponse, DeviceError> {
         let (approval, response) = self.lock()?.respond_to_link(&request)?;
         Ok(LinkResponse {
-            approval: LinkApproval::wrap(approval),
+            approval: LinkApproval::wrap(approval)?,
             response,
         })
     }

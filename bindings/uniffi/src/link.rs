@@ -28,12 +28,12 @@ impl std::fmt::Debug for LinkApproval {
 }
 
 impl LinkApproval {
-    pub(crate) fn wrap(approval: CoreLinkApproval) -> Arc<Self> {
-        Arc::new(Self {
-            sas: sas_emoji(approval.sas()).unwrap_or_default(),
+    pub(crate) fn wrap(approval: CoreLinkApproval) -> Result<Arc<Self>, DeviceError> {
+        Ok(Arc::new(Self {
+            sas: sas_emoji(approval.sas())?,
             description: approval.description().to_owned(),
             inner: Mutex::new(Some(approval)),
-        })
+        }))
     }
 
     pub(crate) fn take(&self) -> Result<CoreLinkApproval, DeviceError> {
@@ -125,7 +125,7 @@ impl LinkingDevice {
         payload: Vec<u8>,
         now: u64,
     ) -> Result<Linked, DeviceError> {
-        let key = self::storage_key(&storage_key)?;
+        let key = self::storage_key(storage_key)?;
         let linked = self
             .lock()?
             .finish(self::store(store), &key, &payload, now)?;

@@ -12,6 +12,7 @@ use session_ratchet::identity::Ed25519PublicKey;
 use session_ratchet::ratchet::StorageKey;
 use session_ratchet::secret::RecoverySeed;
 use session_ratchet::sessions::{ContentKind as CoreContentKind, Received as CoreReceived};
+use zeroize::Zeroizing;
 
 /// The platform a device runs on, as its account's device list states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -197,13 +198,20 @@ fn array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], DeviceErro
     })
 }
 
-pub(crate) fn storage_key(bytes: &[u8]) -> Result<StorageKey, DeviceError> {
-    Ok(StorageKey::from_bytes(array::<32>(bytes, "a storage key")?))
+/// Takes the foreign copy of the key and wipes it.
+pub(crate) fn storage_key(bytes: Vec<u8>) -> Result<StorageKey, DeviceError> {
+    let bytes = Zeroizing::new(bytes);
+    Ok(StorageKey::from_bytes(array::<32>(
+        &bytes,
+        "a storage key",
+    )?))
 }
 
-pub(crate) fn recovery_seed(bytes: &[u8]) -> Result<RecoverySeed, DeviceError> {
+/// Takes the foreign copy of the seed and wipes it.
+pub(crate) fn recovery_seed(bytes: Vec<u8>) -> Result<RecoverySeed, DeviceError> {
+    let bytes = Zeroizing::new(bytes);
     Ok(RecoverySeed::from_bytes(array::<16>(
-        bytes,
+        &bytes,
         "a recovery seed",
     )?))
 }
