@@ -636,9 +636,7 @@ impl Device {
         rng: Box<dyn CryptoRng + Send>,
         min_generation: u64,
     ) -> Result<Self, ClientError> {
-        let mut keys = RecordKeys::derive(storage_key);
-        let head_key = keys.key(&Name::fixed(RecordKind::Head));
-        let loaded = load_with_retries(&mut *store, &mut keys, &head_key)?;
+        let (keys, head_key, loaded) = load_store(&mut *store, storage_key)?;
         if loaded.generation < min_generation {
             event!(
                 warn,
@@ -699,9 +697,7 @@ impl Device {
         min_generation: u64,
         now: u64,
     ) -> Result<Self, ClientError> {
-        let mut keys = RecordKeys::derive(storage_key);
-        let head_key = keys.key(&Name::fixed(RecordKind::Head));
-        let loaded = load_with_retries(&mut *store, &mut keys, &head_key)?;
+        let (keys, head_key, loaded) = load_store(&mut *store, storage_key)?;
         // Already restored (by another process, or an earlier attempt): the
         // store is not older than what the client saw; restoring again
         // would replace prekeys that may already be published.
@@ -1618,6 +1614,18 @@ fn require(
 ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
     read(store, keys, &Name::fixed(kind), held, Some(anchor))?
         .ok_or(RecordError::Missing { record: kind }.into())
+}
+
+/// The record keys of `storage_key`, the head's store key, and the store
+/// loaded with them (open and restore from backup).
+fn load_store(
+    store: &mut dyn RecordStore,
+    storage_key: &StorageKey,
+) -> Result<(RecordKeys, Vec<u8>, Loaded), ClientError> {
+    let mut keys = RecordKeys::derive(storage_key);
+    let head_key = keys.key(&Name::fixed(RecordKind::Head));
+    let loaded = load_with_retries(store, &mut keys, &head_key)?;
+    Ok((keys, head_key, loaded))
 }
 
 fn load_with_retries(

@@ -17,6 +17,17 @@ fn key(n: u8) -> StorageKey {
     StorageKey::from_bytes([n; 32])
 }
 
+/// A new account whose first device is on `store`, with storage key and
+/// RNG seed `n`.
+fn account<S: RecordStore + 'static>(
+    store: S,
+    n: u8,
+    name: &str,
+    now: u64,
+) -> (Device, RecoverySeed) {
+    Device::create_account(Box::new(store), &key(n), rng(n), DeviceInfo::new(name), now).unwrap()
+}
+
 fn shared() -> Shared {
     Arc::new(Mutex::new(MemoryStore::new()))
 }
@@ -25,22 +36,8 @@ fn shared() -> Shared {
 /// its own shared store (so tests can open the same store again).
 fn pair() -> (Device, Shared, Device, Shared) {
     let (sa, sb) = (shared(), shared());
-    let (mut a, _) = Device::create_account(
-        Box::new(sa.clone()),
-        &key(1),
-        rng(1),
-        DeviceInfo::new("a"),
-        1_000,
-    )
-    .unwrap();
-    let (mut b, _) = Device::create_account(
-        Box::new(sb.clone()),
-        &key(2),
-        rng(2),
-        DeviceInfo::new("b"),
-        1_000,
-    )
-    .unwrap();
+    let (mut a, _) = account(sa.clone(), 1, "a", 1_000);
+    let (mut b, _) = account(sb.clone(), 2, "b", 1_000);
     let (ra, rb) = (a.prekey_record().unwrap(), b.prekey_record().unwrap());
     a.add_contact(&b.session_id(), &b.device_list(), Some(&rb))
         .unwrap();
@@ -105,24 +102,10 @@ fn a_send_writes_only_the_sessions_it_used_and_the_head() {
 #[test]
 fn opening_reads_no_contact_records() {
     let s = shared();
-    let (mut a, _) = Device::create_account(
-        Box::new(s.clone()),
-        &key(1),
-        rng(1),
-        DeviceInfo::new("a"),
-        0,
-    )
-    .unwrap();
+    let (mut a, _) = account(s.clone(), 1, "a", 0);
     let mut peers = Vec::new();
     for n in 0..5u8 {
-        let (mut p, _) = Device::create_account(
-            Box::new(MemoryStore::new()),
-            &key(50 + n),
-            rng(50 + n),
-            DeviceInfo::new("p"),
-            0,
-        )
-        .unwrap();
+        let (mut p, _) = account(MemoryStore::new(), 50 + n, "p", 0);
         let r = p.prekey_record().unwrap();
         a.add_contact(&p.session_id(), &p.device_list(), Some(&r))
             .unwrap();
@@ -334,14 +317,7 @@ fn session_records_cannot_be_swapped_between_peer_devices() {
     // Alice has two contacts; the session record of one, moved under the
     // other's key, does not authenticate.
     let (mut a, sa, mut b, _) = pair();
-    let (mut c, _) = Device::create_account(
-        Box::new(MemoryStore::new()),
-        &key(3),
-        rng(3),
-        DeviceInfo::new("c"),
-        0,
-    )
-    .unwrap();
+    let (mut c, _) = account(MemoryStore::new(), 3, "c", 0);
     let rc = c.prekey_record().unwrap();
     a.add_contact(&c.session_id(), &c.device_list(), Some(&rc))
         .unwrap();
@@ -434,22 +410,8 @@ fn link_a_second_device_revoke_it_and_keep_talking() {
 #[test]
 fn restore_from_the_recovery_seed_onto_a_new_device() {
     let sa = shared();
-    let (mut old, seed) = Device::create_account(
-        Box::new(sa.clone()),
-        &key(1),
-        rng(1),
-        DeviceInfo::new("old"),
-        1_000,
-    )
-    .unwrap();
-    let (mut b, _) = Device::create_account(
-        Box::new(MemoryStore::new()),
-        &key(2),
-        rng(2),
-        DeviceInfo::new("b"),
-        1_000,
-    )
-    .unwrap();
+    let (mut old, seed) = account(sa.clone(), 1, "old", 1_000);
+    let (mut b, _) = account(MemoryStore::new(), 2, "b", 1_000);
     let (ro, rb) = (old.prekey_record().unwrap(), b.prekey_record().unwrap());
     old.add_contact(&b.session_id(), &b.device_list(), Some(&rb))
         .unwrap();
@@ -541,14 +503,7 @@ fn maintain_rotates_when_due_and_publishes_a_record() {
         None
     );
     // A contact who fetched the new record starts sessions on the new keys.
-    let (mut c, _) = Device::create_account(
-        Box::new(MemoryStore::new()),
-        &key(4),
-        rng(4),
-        DeviceInfo::new("c"),
-        0,
-    )
-    .unwrap();
+    let (mut c, _) = account(MemoryStore::new(), 4, "c", 0);
     c.add_contact(&a.session_id(), &a.device_list(), Some(&record))
         .unwrap();
     let rc = c.prekey_record().unwrap();
@@ -759,25 +714,11 @@ fn log_lines_hold_no_secret_content_or_full_identifier() {
 
 #[test]
 fn contacts_beyond_the_cache_load_again_when_needed() {
-    let (mut a, _) = Device::create_account(
-        Box::new(MemoryStore::new()),
-        &key(1),
-        rng(1),
-        DeviceInfo::new("a"),
-        0,
-    )
-    .unwrap();
+    let (mut a, _) = account(MemoryStore::new(), 1, "a", 0);
     a.cache_limit = 2;
     let mut peers = Vec::new();
     for n in 0..4u8 {
-        let (mut p, _) = Device::create_account(
-            Box::new(MemoryStore::new()),
-            &key(30 + n),
-            rng(30 + n),
-            DeviceInfo::new("p"),
-            0,
-        )
-        .unwrap();
+        let (mut p, _) = account(MemoryStore::new(), 30 + n, "p", 0);
         let r = p.prekey_record().unwrap();
         let ra = a.prekey_record().unwrap();
         a.add_contact(&p.session_id(), &p.device_list(), Some(&r))
@@ -850,27 +791,13 @@ fn a_failed_call_on_a_moved_store_runs_again_on_the_new_state() {
     // still holds the old ones; a first message to the new keys reaches
     // the app.
     let s = shared();
-    let (mut app, _) = Device::create_account(
-        Box::new(s.clone()),
-        &key(1),
-        rng(1),
-        DeviceInfo::new("a"),
-        0,
-    )
-    .unwrap();
+    let (mut app, _) = account(s.clone(), 1, "a", 0);
     let mut ext = Device::open(Box::new(s.clone()), &key(1), rng(2), app.generation()).unwrap();
     let record = ext
         .maintain(LAST_RESORT_ROTATION_SECS + SIGNED_PREKEY_ROTATION_SECS)
         .unwrap()
         .unwrap();
-    let (mut c, _) = Device::create_account(
-        Box::new(MemoryStore::new()),
-        &key(3),
-        rng(3),
-        DeviceInfo::new("c"),
-        0,
-    )
-    .unwrap();
+    let (mut c, _) = account(MemoryStore::new(), 3, "c", 0);
     c.add_contact(&app.session_id(), &app.device_list(), Some(&record))
         .unwrap();
     let rc = c.prekey_record().unwrap();
