@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Supply-chain checks with cargo-deny (.ci/deny.toml): licences, bans
+# Supply-chain checks with cargo-deny (.ci/deny.toml), over the core crate
+# and every binding of the workspace: licences, bans
 # (duplicate versions, wildcards), sources, and advisories from the offline
 # RustSec database that ../shared/tools/advisory-db provides.
 set -euo pipefail
@@ -20,4 +21,4 @@ cargo fetch --locked >/dev/null
 cfg="$(mktemp -d)/deny.toml"
 trap 'rm -rf "$(dirname "$cfg")"' EXIT
 sed "s|^db-path = .*|db-path = \"$db\"|" .ci/deny.toml >"$cfg"
-cargo deny --offline --locked --all-features --config "$cfg" check
+cargo deny --offline --locked --all-features --workspace --config "$cfg" check

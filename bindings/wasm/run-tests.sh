@@ -8,7 +8,8 @@
 #   bash bindings/wasm/run-tests.sh [--bench]
 #
 # --bench first times one same-chain message through the binding against
-# the Rust Device (examples/same_chain.rs) and prints the ratio.
+# the Rust Device and the raw ratchet::Session (bindings/reference) and
+# prints the ratios.
 #
 # Needs: cargo with the wasm32-unknown-unknown target, node >= 20 and npm.
 # Installed if missing: the wasm-bindgen CLI at the version Cargo.lock gives
@@ -93,14 +94,16 @@ fi
 
 if [ "$bench" = 1 ]; then
   echo "== overhead: one same-chain message, binding against Rust"
-  (cd "$root" && cargo build --locked --release -p session-ratchet-wasm --example same_chain)
-  rust="$("$target/release/examples/same_chain" 60 50)"
+  (cd "$root" && cargo build --locked --release -p session-ratchet-reference --bin same-chain)
+  rust="$("$target/release/same-chain" 60 50)"
   js="$(node bench/same-chain.mjs 60 50)"
   echo "$rust"
   echo "$js"
-  r="$(echo "$rust" | awk '{ print $5 }')"
-  j="$(echo "$js" | awk '/MemoryStore/ { print $6 }')"
-  awk -v j="$j" -v r="$r" 'BEGIN { printf "ratio (binding over MemoryStore / Rust): %.2fx\n", j / r }'
+  r="$(echo "$rust" | awk '/^device:/ { print $3 }')"
+  raw="$(echo "$rust" | awk '/^session:/ { print $3 }')"
+  j="$(echo "$js" | awk '/MemoryStore/ { print $6 * 1000 }')"
+  awk -v j="$j" -v r="$r" -v s="$raw" 'BEGIN {
+    printf "ratio (binding over MemoryStore / Rust Device): %.2fx; / raw Session: %.1fx\n", j / r, j / s }'
 fi
 
 echo "== node --test"

@@ -936,3 +936,19 @@ fn a_commit_whose_outcome_the_store_lost_is_recognised_by_its_head() {
     );
     assert_eq!(a.generation(), g + 1);
 }
+
+#[test]
+fn the_fixture_s_encrypted_blob_is_the_plain_one_under_its_key() {
+    // The bindings migrate from the encrypted §8.9 form with this fixture.
+    let text = include_str!("../../tests/data/stored-device-v1.json");
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    let hex = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+    let blob_key: [u8; 32] = hex("alice_device_encrypted_key").try_into().unwrap();
+    let blob_key = StorageKey::from_bytes(blob_key);
+    let encrypted = hex("alice_device_encrypted");
+    let plain = crate::sessions::StoredDevice::decrypt(&encrypted, &blob_key).unwrap();
+    assert_eq!(plain.as_bytes(), hex("alice_device").as_slice());
+    assert!(crate::sessions::StoredDevice::decrypt(&encrypted, &key(1)).is_err());
+    let mut r = ChaCha20Rng::from_seed([0x5e; 32]);
+    assert_eq!(plain.encrypt(&mut r, &blob_key), encrypted);
+}

@@ -1,8 +1,9 @@
 //! The cost of the C ABI: one same-chain message (a send by one device and
 //! its receive by the other, after the session is established) through the
-//! `extern "C"` functions, next to the same calls on the Rust `Device`, in
-//! one process and one run. Both pairs use the same store type (the one
-//! `sr_memory_store_new` makes) and the OS RNG.
+//! `extern "C"` functions, next to the same calls on the Rust `Device` and
+//! the same message through the raw `ratchet::Session` (no envelope, no
+//! store), in one process and one run. The two device pairs use the same
+//! store type (the one `sr_memory_store_new` makes); all use the OS RNG.
 //!
 //! Batches of each alternate, so drift hits both alike; the figure is the
 //! 10th percentile of the batch times (the least disturbed), per message.
@@ -25,8 +26,7 @@ use std::ptr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-const NOW: u64 = 1_767_225_600;
-const CONTENT: &[u8] = b"a short message of about the size people send, forty-odd bytes";
+use session_ratchet_reference::{CONTENT, NOW, SessionPair, percentile};
 
 fn ok(status: sr_status, err: *mut sr_error) {
     if status != SR_OK {
@@ -190,11 +190,6 @@ fn rust_message(
     black_box(got.content.len());
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -236,53 +231,53 @@ fn main() {
     rust_message(&mut ra, &mut rb, &rb_key, NOW);
     rust_message(&mut rb, &mut ra, &ra_key, NOW);
 
-    // Warm up both, then alternate batches.
+    let mut raw = SessionPair::new().unwrap();
+
+    // Warm up all three, then run their batches in a rotating order.
     for i in 0..batch as u64 {
         c_message(ca, cb, &cb_key, NOW + i);
         rust_message(&mut ra, &mut rb, &rb_key, NOW + i);
+        raw.message().unwrap();
     }
-    let (mut c_times, mut r_times) = (Vec::new(), Vec::new());
+    let mut times: [Vec<f64>; 3] = Default::default();
     for round in 0..rounds {
         let now = NOW + 100 + round as u64;
-        let order = [round % 2 == 0, round % 2 != 0];
-        for c_first in order {
+        for k in 0..3 {
+            let which = (round + k) % 3;
             let start = Instant::now();
-            if c_first {
-                for _ in 0..batch {
-                    c_message(ca, cb, &cb_key, now);
+            for _ in 0..batch {
+                match which {
+                    0 => c_message(ca, cb, &cb_key, now),
+                    1 => rust_message(&mut ra, &mut rb, &rb_key, now),
+                    _ => raw.message().unwrap(),
                 }
-                c_times.push(start.elapsed().as_secs_f64() / batch as f64);
-            } else {
-                for _ in 0..batch {
-                    rust_message(&mut ra, &mut rb, &rb_key, now);
-                }
-                r_times.push(start.elapsed().as_secs_f64() / batch as f64);
             }
+            times[which].push(start.elapsed().as_secs_f64() / batch as f64);
         }
     }
-    let (c10, r10) = (
-        percentile(&mut c_times, 0.10),
-        percentile(&mut r_times, 0.10),
-    );
-    let (c50, r50) = (
-        percentile(&mut c_times, 0.50),
-        percentile(&mut r_times, 0.50),
-    );
-    println!("same-chain message (send + receive), {rounds} alternating batches of {batch}:");
+    let [c, r, s] = times.map(|mut t| {
+        (
+            percentile(&mut t, 0.10).unwrap(),
+            percentile(&mut t, 0.50).unwrap(),
+        )
+    });
+    println!("same-chain message (send + receive), {rounds} rotating batches of {batch}:");
+    for (name, (p10, p50)) in [("raw Session", s), ("Rust Device", r), ("C ABI", c)] {
+        println!(
+            "  {name:<12} p10 {:.2} us, median {:.2} us",
+            p10 * 1e6,
+            p50 * 1e6
+        );
+    }
     println!(
-        "  Rust Device: p10 {:.2} us, median {:.2} us",
-        r10 * 1e6,
-        r50 * 1e6
+        "  ratio C/Rust Device: p10 {:.3}, median {:.3}",
+        c.0 / r.0,
+        c.1 / r.1
     );
     println!(
-        "  C ABI:       p10 {:.2} us, median {:.2} us",
-        c10 * 1e6,
-        c50 * 1e6
-    );
-    println!(
-        "  ratio C/Rust: p10 {:.3}, median {:.3}",
-        c10 / r10,
-        c50 / r50
+        "  ratio C/raw Session: p10 {:.2}, median {:.2}",
+        c.0 / s.0,
+        c.1 / s.1
     );
 
     // SAFETY: live handles, freed once.

@@ -111,6 +111,11 @@ typedef struct sr_link_approval sr_link_approval;
 #define SR_ACCOUNT_SEED_LEN 32
 
 /**
+ * Bytes of a session's transcript hash (`sr_device_active_session`).
+ */
+#define SR_SESSION_HASH_LEN 32
+
+/**
  * Bytes of a Session ID (`05` and an X25519 key).
  */
 #define SR_SESSION_ID_LEN 33
@@ -794,7 +799,9 @@ sr_status sr_device_restore_from_backup(const sr_store *store,
  * Moves a device stored in the single-blob format of spec §8.9 (the plain
  * encoding, `blob`) into an empty `store` as records. `account_seed` is the
  * account key if the client kept it beside the blob: its 16-byte recovery
- * seed or 32-byte Ed25519 seed (NULL: the device does not hold it).
+ * seed or 32-byte Ed25519 seed (NULL: the device does not hold it). A blob
+ * kept encrypted (§8.9's encrypted form) goes to
+ * `sr_device_migrate_encrypted` instead.
  */
 sr_status sr_device_migrate(const sr_store *store,
                             const uint8_t *storage_key,
@@ -807,6 +814,26 @@ sr_status sr_device_migrate(const sr_store *store,
                             uint64_t now,
                             sr_device **out,
                             sr_error **err);
+
+/**
+ * `sr_device_migrate` for a blob kept in the encrypted form of spec §8.9
+ * (`StoredDevice::encrypt`): `blob_key` is the 32-byte key it was
+ * encrypted under (it may equal `storage_key`). A wrong key or an altered
+ * blob gives `SR_ERR_SESSION_STATE` and writes nothing.
+ */
+sr_status sr_device_migrate_encrypted(const sr_store *store,
+                                      const uint8_t *storage_key,
+                                      size_t storage_key_len,
+                                      sr_rng *rng,
+                                      const uint8_t *blob,
+                                      size_t blob_len,
+                                      const uint8_t *blob_key,
+                                      size_t blob_key_len,
+                                      const uint8_t *account_seed,
+                                      size_t account_seed_len,
+                                      uint64_t now,
+                                      sr_device **out,
+                                      sr_error **err);
 
 /**
  * Frees a device handle (its store keeps every committed record). NULL is
@@ -834,6 +861,24 @@ sr_status sr_device_account_key(const sr_device *device,
                                 uint8_t *out,
                                 size_t out_len,
                                 sr_error **err);
+
+/**
+ * The transcript hash of the active session with one device of an
+ * account (spec §8.6.1), in `out` (`out_len` must be
+ * `SR_SESSION_HASH_LEN`), and `*found` = true; `*found` = false (and `out`
+ * zeroed) when there is none. Two devices that converged report the same
+ * value: a client may compare them to diagnose a drift. Loads the
+ * contact's records if needed; an account that is no contact has none.
+ */
+sr_status sr_device_active_session(sr_device *device,
+                                   const uint8_t *account,
+                                   size_t account_len,
+                                   const uint8_t *device_id,
+                                   size_t device_id_len,
+                                   uint8_t *out,
+                                   size_t out_len,
+                                   bool *found,
+                                   sr_error **err);
 
 /**
  * The account's Session ID as 66 lowercase hex digits (what users compare

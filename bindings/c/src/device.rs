@@ -10,7 +10,7 @@ use crate::ffi::{
 use crate::rng::{sr_rng, take_rng};
 use crate::store::{sr_store, store_arg};
 use session_ratchet::account::{Account, SessionId};
-use session_ratchet::client::{Device, DeviceInfo, OutgoingEnvelope};
+use session_ratchet::client::{ClientError, Device, DeviceInfo, OutgoingEnvelope};
 use session_ratchet::device::list::{ClientVersion, DeviceId, Platform};
 use session_ratchet::identity::Ed25519PublicKey;
 use session_ratchet::ratchet::StorageKey;
@@ -30,6 +30,8 @@ pub const SR_STORAGE_KEY_LEN: usize = 32;
 pub const SR_RECOVERY_SEED_LEN: usize = 16;
 /// Bytes of a full Ed25519 account seed (accepted by `sr_device_migrate`).
 pub const SR_ACCOUNT_SEED_LEN: usize = 32;
+/// Bytes of a session's transcript hash (`sr_device_active_session`).
+pub const SR_SESSION_HASH_LEN: usize = 32;
 /// Bytes of a Session ID (`05` and an X25519 key).
 pub const SR_SESSION_ID_LEN: usize = 33;
 /// Hex digits of a Session ID.
@@ -500,7 +502,9 @@ pub unsafe extern "C" fn sr_device_restore_from_backup(
 /// Moves a device stored in the single-blob format of spec §8.9 (the plain
 /// encoding, `blob`) into an empty `store` as records. `account_seed` is the
 /// account key if the client kept it beside the blob: its 16-byte recovery
-/// seed or 32-byte Ed25519 seed (NULL: the device does not hold it).
+/// seed or 32-byte Ed25519 seed (NULL: the device does not hold it). A blob
+/// kept encrypted (§8.9's encrypted form) goes to
+/// `sr_device_migrate_encrypted` instead.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sr_device_migrate(
     store: *const sr_store,
@@ -515,6 +519,75 @@ pub unsafe extern "C" fn sr_device_migrate(
     out: *mut *mut sr_device,
     err: *mut *mut sr_error,
 ) -> sr_status {
+    // SAFETY: the caller's contract is this function's (P1-P3), with no blob key.
+    unsafe {
+        migrate(
+            store,
+            (storage_key, storage_key_len),
+            rng,
+            (blob, blob_len),
+            None,
+            (account_seed, account_seed_len),
+            now,
+            out,
+            err,
+        )
+    }
+}
+
+/// `sr_device_migrate` for a blob kept in the encrypted form of spec §8.9
+/// (`StoredDevice::encrypt`): `blob_key` is the 32-byte key it was
+/// encrypted under (it may equal `storage_key`). A wrong key or an altered
+/// blob gives `SR_ERR_SESSION_STATE` and writes nothing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sr_device_migrate_encrypted(
+    store: *const sr_store,
+    storage_key: *const u8,
+    storage_key_len: usize,
+    rng: *mut sr_rng,
+    blob: *const u8,
+    blob_len: usize,
+    blob_key: *const u8,
+    blob_key_len: usize,
+    account_seed: *const u8,
+    account_seed_len: usize,
+    now: u64,
+    out: *mut *mut sr_device,
+    err: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: the caller's contract is this function's (P1-P3).
+    unsafe {
+        migrate(
+            store,
+            (storage_key, storage_key_len),
+            rng,
+            (blob, blob_len),
+            Some((blob_key, blob_key_len)),
+            (account_seed, account_seed_len),
+            now,
+            out,
+            err,
+        )
+    }
+}
+
+/// The body of both migrate functions; `blob_key` given: the blob is the
+/// encrypted form under it.
+///
+/// # Safety
+/// P1-P3 for every pointer, as the public functions state.
+#[allow(clippy::too_many_arguments)]
+unsafe fn migrate(
+    store: *const sr_store,
+    storage_key: (*const u8, usize),
+    rng: *mut sr_rng,
+    blob: (*const u8, usize),
+    blob_key: Option<(*const u8, usize)>,
+    account_seed: (*const u8, usize),
+    now: u64,
+    out: *mut *mut sr_device,
+    err: *mut *mut sr_error,
+) -> sr_status {
     guard(err, || {
         // SAFETY: P3: `rng` is NULL or a live sr_rng that the caller gives up.
         let rng = unsafe { take_rng(rng) };
@@ -524,19 +597,28 @@ pub unsafe extern "C" fn sr_device_migrate(
         // SAFETY: P3: a handle argument is NULL or a live handle of this library.
         let store = unsafe { store_arg(store) }?;
         // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
-        let key = unsafe { storage_key_arg(storage_key, storage_key_len) }?;
+        let key = unsafe { storage_key_arg(storage_key.0, storage_key.1) }?;
         // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
-        let blob = unsafe { bytes_in(blob, blob_len, "blob") }?;
+        let blob = unsafe { bytes_in(blob.0, blob.1, "blob") }?;
         if blob.is_empty() {
             return Err(Error::invalid("blob", "is empty"));
         }
         // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
-        let seed = unsafe { opt_bytes_in(account_seed, account_seed_len, "account_seed") }?;
+        let seed = unsafe { opt_bytes_in(account_seed.0, account_seed.1, "account_seed") }?;
         let account = match seed {
             None => None,
             Some(s) => Some(account_from_seed(s)?),
         };
-        let blob = StoredDevice::from_bytes(blob);
+        let blob = match blob_key {
+            None => StoredDevice::from_bytes(blob),
+            Some((ptr, len)) => {
+                // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
+                let mut bytes = unsafe { array_in::<SR_STORAGE_KEY_LEN>(ptr, len, "blob_key") }?;
+                let blob_key = StorageKey::from_bytes(bytes);
+                bytes.zeroize();
+                StoredDevice::decrypt(blob, &blob_key).map_err(ClientError::from)?
+            }
+        };
         let device = Device::migrate(store, &key, rng, &blob, account, now)?;
         out.write(new_device(device));
         Ok(())
@@ -626,6 +708,50 @@ pub unsafe extern "C" fn sr_device_account_key(
         // SAFETY: P3: a handle argument is NULL or a live handle of this library.
         let key = unsafe { with_device(device, |s| Ok(s.device.account_key())) }?;
         out.write(&key.to_bytes())
+    })
+}
+
+/// The transcript hash of the active session with one device of an
+/// account (spec §8.6.1), in `out` (`out_len` must be
+/// `SR_SESSION_HASH_LEN`), and `*found` = true; `*found` = false (and `out`
+/// zeroed) when there is none. Two devices that converged report the same
+/// value: a client may compare them to diagnose a drift. Loads the
+/// contact's records if needed; an account that is no contact has none.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sr_device_active_session(
+    device: *mut sr_device,
+    account: *const u8,
+    account_len: usize,
+    device_id: *const u8,
+    device_id_len: usize,
+    out: *mut u8,
+    out_len: usize,
+    found: *mut bool,
+    err: *mut *mut sr_error,
+) -> sr_status {
+    guard(err, || {
+        // SAFETY: P2: an output pointer is NULL or writable for its type (or its length) during the call.
+        let mut out = unsafe { OutBytes::new(out, out_len, SR_SESSION_HASH_LEN, "out") }?;
+        // SAFETY: P2: an output pointer is NULL or writable for its type (or its length) during the call.
+        let mut found = unsafe { Out::new(found, "found") }?;
+        found.write(false);
+        out.write(&[0; SR_SESSION_HASH_LEN])?;
+        // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
+        let account = unsafe { array_in::<SR_ACCOUNT_KEY_LEN>(account, account_len, "account") }?;
+        // SAFETY: P1: an input pointer is NULL or readable for its length (a string: to its NUL) during the call.
+        let id = unsafe { device_id_arg(device_id, device_id_len, "device_id") }?;
+        // SAFETY: P3: a handle argument is NULL or a live handle of this library.
+        let hash = unsafe {
+            with_device(device.cast_const(), |s| {
+                let account = s.key(account, "account")?;
+                Ok(s.device.active_session(&account, &id)?)
+            })
+        }?;
+        if let Some(h) = hash {
+            out.write(&h)?;
+            found.write(true);
+        }
+        Ok(())
     })
 }
 

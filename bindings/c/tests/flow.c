@@ -675,6 +675,70 @@ int main(int argc, char **argv) {
     send_text(mb, ma_key, "and back", NOW + 81, &out);
     expect_message(ma, &out.ptr[0], "and back", mb_key, ma_key);
     sr_envelopes_free(&out);
+    /* Both ends report the same active session; none with an unknown
+       device or a stranger's account. */
+    {
+      uint8_t ha[SR_SESSION_HASH_LEN], hb[SR_SESSION_HASH_LEN], ida[32], idb[32];
+      uint8_t stranger[32];
+      bool found = false;
+      device_id(ma, ida);
+      device_id(mb, idb);
+      OK(sr_device_active_session(ma, mb_key, 32, idb, 32, ha, sizeof ha, &found, &err));
+      CHECK(found);
+      found = false;
+      OK(sr_device_active_session(mb, ma_key, 32, ida, 32, hb, sizeof hb, &found, &err));
+      CHECK(found && memcmp(ha, hb, sizeof ha) == 0);
+      memset(idb, 0x55, sizeof idb);
+      OK(sr_device_active_session(ma, mb_key, 32, idb, 32, ha, sizeof ha, &found, &err));
+      CHECK(!found);
+      FAILS(SR_ERR_INVALID_ARGUMENT,
+            sr_device_active_session(ma, mb_key, 31, idb, 32, ha, sizeof ha, &found, &err));
+      FAILS(SR_ERR_INVALID_ARGUMENT,
+            sr_device_active_session(ma, mb_key, 32, idb, 32, ha, 31, &found, &err));
+      FAILS(SR_ERR_NULL_POINTER,
+            sr_device_active_session(ma, mb_key, 32, idb, 32, ha, sizeof ha, NULL, &err));
+      /* The main flow's Alice: a valid key, but no contact of this one. */
+      memcpy(stranger, alice_key, sizeof stranger);
+      found = true;
+      OK(sr_device_active_session(ma, stranger, 32, ida, 32, ha, sizeof ha, &found, &err));
+      CHECK(!found);
+    }
+    /* The encrypted form of the same blob migrates to the same device; a
+       wrong or short blob key is refused and the store stays empty. */
+    {
+      size_t e_len = 0, k_len = 0;
+      uint8_t *e_blob = json_hex(json, "alice_device_encrypted", &e_len);
+      uint8_t *e_key = json_hex(json, "alice_device_encrypted_key", &k_len);
+      uint8_t wrong[32], id1[32], id2[32], k2[32];
+      sr_store *me_store;
+      sr_device *me;
+      size_t records = 99;
+      CHECK(e_blob && e_key && k_len == 32);
+      memset(wrong, 1, sizeof wrong);
+      OK(sr_memory_store_new(&me_store, &err));
+      FAILS(SR_ERR_SESSION_STATE,
+            sr_device_migrate_encrypted(me_store, key_a, 32, NULL, e_blob, e_len, wrong, 32,
+                                        a_seed, s_len, NOW, &me, &err));
+      FAILS(SR_ERR_INVALID_ARGUMENT,
+            sr_device_migrate_encrypted(me_store, key_a, 32, NULL, e_blob, e_len, e_key, 31,
+                                        a_seed, s_len, NOW, &me, &err));
+      FAILS(SR_ERR_NULL_POINTER,
+            sr_device_migrate_encrypted(me_store, key_a, 32, NULL, e_blob, e_len, NULL, 32,
+                                        a_seed, s_len, NOW, &me, &err));
+      OK(sr_memory_store_len(me_store, &records, &err));
+      CHECK(records == 0);
+      OK(sr_device_migrate_encrypted(me_store, key_a, 32, NULL, e_blob, e_len, e_key, k_len,
+                                     a_seed, s_len, NOW, &me, &err));
+      device_id(ma, id1);
+      device_id(me, id2);
+      CHECK(memcmp(id1, id2, 32) == 0);
+      account_key(me, k2);
+      CHECK(memcmp(k2, ma_key, 32) == 0);
+      sr_device_free(me);
+      sr_store_free(me_store);
+      free(e_blob);
+      free(e_key);
+    }
     /* The migrated Bob does not hold his account key. */
     {
       uint8_t id[32];

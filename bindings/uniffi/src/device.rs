@@ -4,11 +4,12 @@ use crate::error::DeviceError;
 use crate::link::LinkApproval;
 use crate::store::{RecordStore, StoreAdapter};
 use crate::types::{
-    DeviceInfo, HealFailure, Healed, ListChange, OutgoingEnvelope, Received, account_key,
-    device_id, recovery_seed, session_id,
+    DeviceInfo, HealFailure, Healed, ListChange, OutgoingEnvelope, Received, account_from_seed,
+    account_key, device_id, recovery_seed, session_id,
 };
 use session_ratchet::client::Device as CoreDevice;
 use session_ratchet::session_v2::mnemonic::encode_recovery_seed;
+use session_ratchet::sessions::StoredDevice;
 use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
@@ -231,6 +232,34 @@ impl Device {
             min_generation,
             now,
         )?;
+        Ok(Self::wrap(device))
+    }
+
+    /// Moves a device kept in the single-blob format of spec §8.9 (what a
+    /// `SessionManager` stored) into an empty `store` as records. `blob` is
+    /// the plain encoding, or, with `blobKey`, the encrypted one under that
+    /// 32-byte key. `accountSeed` is the account key if the client kept it
+    /// beside the blob: the 16-byte recovery seed or the 32-byte Ed25519
+    /// seed. Rotation times start at `now`. Delete the blob once this
+    /// returns.
+    #[uniffi::constructor]
+    pub fn migrate(
+        store: Arc<dyn RecordStore>,
+        storage_key: Vec<u8>,
+        blob: Vec<u8>,
+        blob_key: Option<Vec<u8>>,
+        account_seed: Option<Vec<u8>>,
+        now: u64,
+    ) -> Result<Arc<Self>, DeviceError> {
+        let key = crate::types::storage_key(storage_key)?;
+        let blob = Zeroizing::new(blob);
+        let account = account_seed.map(account_from_seed).transpose()?;
+        let blob = match blob_key {
+            None => StoredDevice::from_bytes(&blob),
+            Some(k) => StoredDevice::decrypt(&blob, &crate::types::storage_key(k)?)
+                .map_err(session_ratchet::client::ClientError::from)?,
+        };
+        let device = CoreDevice::migrate(self::store(store), &key, os_rng(), &blob, account, now)?;
         Ok(Self::wrap(device))
     }
 

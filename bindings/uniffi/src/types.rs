@@ -2,6 +2,7 @@
 //! and ids from bytes.
 
 use crate::error::DeviceError;
+use session_ratchet::account::Account;
 use session_ratchet::account::SessionId;
 use session_ratchet::client::{DeviceInfo as CoreDeviceInfo, OutgoingEnvelope as CoreOutgoing};
 use session_ratchet::device::list::{
@@ -10,7 +11,7 @@ use session_ratchet::device::list::{
 use session_ratchet::device::sas::Sas;
 use session_ratchet::identity::Ed25519PublicKey;
 use session_ratchet::ratchet::StorageKey;
-use session_ratchet::secret::RecoverySeed;
+use session_ratchet::secret::{Ed25519Seed, RecoverySeed};
 use session_ratchet::sessions::{ContentKind as CoreContentKind, Received as CoreReceived};
 use zeroize::Zeroizing;
 
@@ -214,6 +215,24 @@ pub(crate) fn recovery_seed(bytes: Vec<u8>) -> Result<RecoverySeed, DeviceError>
         &bytes,
         "a recovery seed",
     )?))
+}
+
+/// An account key kept beside a §8.9 blob: the 16-byte recovery seed or
+/// the 32-byte Ed25519 seed. Wipes the foreign copy.
+pub(crate) fn account_from_seed(bytes: Vec<u8>) -> Result<Account, DeviceError> {
+    let bytes = Zeroizing::new(bytes);
+    if let Ok(s) = <[u8; 16]>::try_from(bytes.as_slice()) {
+        let s = Zeroizing::new(s);
+        return Ok(Account::from_recovery_seed(&RecoverySeed::from_bytes(*s)));
+    }
+    if let Ok(s) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        let s = Zeroizing::new(s);
+        return Ok(Account::from_seed(&Ed25519Seed::from_bytes(*s)));
+    }
+    Err(DeviceError::InvalidArgument(format!(
+        "an account seed is 16 (recovery seed) or 32 (Ed25519 seed) bytes, got {}",
+        bytes.len()
+    )))
 }
 
 pub(crate) fn account_key(bytes: &[u8]) -> Result<Ed25519PublicKey, DeviceError> {

@@ -235,6 +235,32 @@ impl Device {
         Ok(Self::wrap(device))
     }
 
+    /// `migrate` for a blob kept in the encrypted form of spec §8.9
+    /// (`StoredDevice::encrypt`): `blobKey` is the 32-byte key it was
+    /// encrypted under (it may equal `storageKey`). A wrong key or an
+    /// altered blob fails with `SessionState` and writes nothing.
+    #[wasm_bindgen(js_name = migrateEncrypted)]
+    pub fn migrate_encrypted(
+        #[wasm_bindgen(unchecked_param_type = "Store")] store: JsValue,
+        #[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")]
+        storage_key: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] blob: JsValue,
+        #[wasm_bindgen(js_name = blobKey, unchecked_param_type = "Uint8Array")] blob_key: JsValue,
+        #[wasm_bindgen(js_name = accountSeed, unchecked_param_type = "Uint8Array | undefined")]
+        account_seed: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Time")] now: JsValue,
+    ) -> Result<Device, Error> {
+        let store = store_arg(&store)?;
+        let key = js::storage_key(&storage_key)?;
+        let blob = js::bytes(&blob, "blob")?;
+        let blob_key = js::storage_key_named(&blob_key, "blobKey")?;
+        let account = account_from_seed(&account_seed)?;
+        let now = js::u64_arg(&now, "now")?;
+        let blob = StoredDevice::decrypt(&blob, &blob_key).map_err(client::ClientError::from)?;
+        let device = client::Device::migrate(store, &key, os_rng(), &blob, account, now)?;
+        Ok(Self::wrap(device))
+    }
+
     // ---- what a client reads ---------------------------------------------
 
     /// The generation of the last commit (it only moves forward): keep the

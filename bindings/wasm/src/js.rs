@@ -63,7 +63,12 @@ pub(crate) fn secret<const N: usize>(v: &JsValue, what: &str) -> Result<Zeroizin
 
 /// The 32-byte storage key.
 pub(crate) fn storage_key(v: &JsValue) -> Result<StorageKey, Error> {
-    let key = secret::<32>(v, "storageKey")?;
+    storage_key_named(v, "storageKey")
+}
+
+/// A 32-byte key argument named `what` (the storage key, a blob's key).
+pub(crate) fn storage_key_named(v: &JsValue, what: &str) -> Result<StorageKey, Error> {
+    let key = secret::<32>(v, what)?;
     Ok(StorageKey::from_bytes(*key))
 }
 

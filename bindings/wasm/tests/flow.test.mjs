@@ -342,3 +342,20 @@ test("migrate a device from the single-blob format into records", () => {
   );
   throwsCode(() => sr.Device.migrate(aliceStore, key(1), bytes(fixture.alice_device), undefined, NOW), "NotEmptyStore");
 });
+
+test("migrate a device from the encrypted single-blob form", () => {
+  const fixture = JSON.parse(readFileSync(new URL("../../../tests/data/stored-device-v1.json", import.meta.url)));
+  const bytes = (h) => new Uint8Array(Buffer.from(h, "hex"));
+  const seed = bytes(fixture.alice_recovery_seed);
+  const blob = bytes(fixture.alice_device_encrypted);
+  const store = new sr.MemoryStore();
+  throwsCode(() => sr.Device.migrateEncrypted(store, key(1), blob, new Uint8Array(32).fill(1), seed, NOW), "SessionState");
+  throwsCode(() => sr.Device.migrateEncrypted(store, key(1), blob, new Uint8Array(31), seed, NOW), "InvalidArgument");
+  throwsCode(() => sr.Device.migrateEncrypted(store, key(1), blob, undefined, seed, NOW), "InvalidArgument");
+  assert.equal(store.length, 0, "nothing written by a failed migration");
+  const alice = sr.Device.migrateEncrypted(store, key(1), blob, bytes(fixture.alice_device_encrypted_key), seed, NOW);
+  const plain = sr.Device.migrate(new sr.MemoryStore(), key(1), bytes(fixture.alice_device), seed, NOW);
+  assert.ok(alice.holdsAccountKey);
+  assert.deepEqual(alice.deviceId, plain.deviceId);
+  assert.deepEqual(alice.accountKey, plain.accountKey);
+});

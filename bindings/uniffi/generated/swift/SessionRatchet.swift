@@ -802,6 +802,29 @@ open class Device: DeviceProtocol, @unchecked Sendable {
 
     
     /**
+     * Moves a device kept in the single-blob format of spec §8.9 (what a
+     * `SessionManager` stored) into an empty `store` as records. `blob` is
+     * the plain encoding, or, with `blobKey`, the encrypted one under that
+     * 32-byte key. `accountSeed` is the account key if the client kept it
+     * beside the blob: the 16-byte recovery seed or the 32-byte Ed25519
+     * seed. Rotation times start at `now`. Delete the blob once this
+     * returns.
+     */
+public static func migrate(store: RecordStore, storageKey: Data, blob: Data, blobKey: Data?, accountSeed: Data?, now: UInt64)throws  -> Device  {
+    return try  FfiConverterTypeDevice_lift(try rustCallWithError(FfiConverterTypeDeviceError_lift) {
+        uniffiCallStatus in
+    uniffi_session_ratchet_uniffi_fn_constructor_device_migrate(
+        FfiConverterTypeRecordStore_lower(store),
+        FfiConverterData.lower(storageKey),
+        FfiConverterData.lower(blob),
+        FfiConverterOptionData.lower(blobKey),
+        FfiConverterOptionData.lower(accountSeed),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Opens the device in `store`. `minGeneration` is the last
      * `generation()` the client saw (kept in the platform keystore; 0 if
      * unknown): a store older than that fails with `RolledBack`.
@@ -4110,6 +4133,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_session_ratchet_uniffi_checksum_method_recordstore_commit() != 48535) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_session_ratchet_uniffi_checksum_constructor_device_migrate() != 44538) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_session_ratchet_uniffi_checksum_constructor_device_open() != 27052) {

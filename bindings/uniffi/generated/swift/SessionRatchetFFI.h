@@ -277,6 +277,11 @@ uint64_t uniffi_session_ratchet_uniffi_fn_clone_device(uint64_t handle, RustCall
 void uniffi_session_ratchet_uniffi_fn_free_device(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_FN_CONSTRUCTOR_DEVICE_MIGRATE
+#define UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_FN_CONSTRUCTOR_DEVICE_MIGRATE
+uint64_t uniffi_session_ratchet_uniffi_fn_constructor_device_migrate(uint64_t store, RustBuffer storage_key, RustBuffer blob, RustBuffer blob_key, RustBuffer account_seed, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_FN_CONSTRUCTOR_DEVICE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_FN_CONSTRUCTOR_DEVICE_OPEN
 uint64_t uniffi_session_ratchet_uniffi_fn_constructor_device_open(uint64_t store, RustBuffer storage_key, uint64_t min_generation, RustCallStatus *_Nonnull out_status
@@ -974,6 +979,12 @@ uint16_t uniffi_session_ratchet_uniffi_checksum_method_recordstore_get(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_CHECKSUM_METHOD_RECORDSTORE_COMMIT
 #define UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_CHECKSUM_METHOD_RECORDSTORE_COMMIT
 uint16_t uniffi_session_ratchet_uniffi_checksum_method_recordstore_commit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_CHECKSUM_CONSTRUCTOR_DEVICE_MIGRATE
+#define UNIFFI_FFIDEF_UNIFFI_SESSION_RATCHET_UNIFFI_CHECKSUM_CONSTRUCTOR_DEVICE_MIGRATE
+uint16_t uniffi_session_ratchet_uniffi_checksum_constructor_device_migrate(void
     
 );
 #endif

@@ -345,6 +345,45 @@ object FlowTest {
             expect(fromSeed.deviceList().size > other.device.deviceList().size, "the next list adds the device")
         }
 
+        check("migrate from the single-blob fixture (plain and encrypted)") {
+            // tests/data/stored-device-v1.json: Alice and Bob as 0.1.0's
+            // SessionManager stored them, with a session between them.
+            val json = java.io.File(args.getOrElse(0) { "tests/data/stored-device-v1.json" }).readText()
+            fun field(name: String): ByteArray {
+                val hex = Regex("\"$name\": \"([0-9a-f]*)\"").find(json)?.groupValues?.get(1)
+                    ?: throw IllegalStateException("fixture has no $name")
+                return ByteArray(hex.length / 2) { hex.substring(2 * it, 2 * it + 2).toInt(16).toByte() }
+            }
+            val seed = field("alice_recovery_seed")
+            val plain = Device.migrate(MemoryStore().recordStore(), key, field("alice_device"), null, seed, now)
+            expect(plain.holdsAccountKey(), "the migrated Alice holds her account key")
+            val blobKey = field("alice_device_encrypted_key")
+            val fromEncrypted = Device.migrate(MemoryStore().recordStore(), key, field("alice_device_encrypted"), blobKey, seed, now)
+            eq(fromEncrypted.accountKey(), plain.accountKey(), "the same account from the encrypted blob")
+            eq(fromEncrypted.deviceId(), plain.deviceId(), "the same device")
+            val migratedBob = Device.migrate(MemoryStore().recordStore(), key, field("bob_device"), null, null, now)
+            expect(!migratedBob.holdsAccountKey(), "Bob kept no account key")
+            val out = plain.send(migratedBob.accountKey(), "after migration".toByteArray(), now)
+            expect(String(migratedBob.receive(out[0].bytes).content) == "after migration", "the old session still works")
+            eq(
+                plain.activeSession(migratedBob.accountKey(), migratedBob.deviceId())!!,
+                migratedBob.activeSession(plain.accountKey(), plain.deviceId())!!,
+                "both report the same session",
+            )
+            throws<DeviceException.Corrupted>("the encrypted blob under another key") {
+                Device.migrate(MemoryStore().recordStore(), key, field("alice_device_encrypted"), ByteArray(32) { 1 }, seed, now)
+            }
+            throws<DeviceException.InvalidArgument>("a 31-byte blob key") {
+                Device.migrate(MemoryStore().recordStore(), key, field("alice_device_encrypted"), ByteArray(31), seed, now)
+            }
+            throws<DeviceException.InvalidArgument>("a 20-byte account seed") {
+                Device.migrate(MemoryStore().recordStore(), key, field("alice_device"), null, ByteArray(20), now)
+            }
+            throws<DeviceException>("garbage as a blob") {
+                Device.migrate(MemoryStore().recordStore(), key, ByteArray(64) { 9 }, null, null, now)
+            }
+        }
+
         check("maintain rotates prekeys when due") {
             expect(alice.maintain(now) == null, "nothing due")
             val record = alice.maintain(now + 8uL * 24uL * 3600uL)

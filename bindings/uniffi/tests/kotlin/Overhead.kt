@@ -24,7 +24,7 @@ object Overhead {
         // Establish the session both ways, so what follows is one chain.
         for (out in alice.send(bobKey, "hello".toByteArray(), now)) bob.receive(out.bytes)
         for (out in bob.send(aliceKey, "hello back".toByteArray(), now)) alice.receive(out.bytes)
-        val content = ByteArray(32) { 0x61 }
+        val content = ByteArray(64) { 0x61 }
         var sink = 0
         fun one() {
             for (out in alice.send(bobKey, content, now)) sink += bob.receive(out.bytes).content.size

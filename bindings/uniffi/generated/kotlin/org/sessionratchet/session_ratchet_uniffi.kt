@@ -769,6 +769,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_session_ratchet_uniffi_checksum_method_recordstore_commit(
     ): Int
+    external fun uniffi_session_ratchet_uniffi_checksum_constructor_device_migrate(
+    ): Int
     external fun uniffi_session_ratchet_uniffi_checksum_constructor_device_open(
     ): Int
     external fun uniffi_session_ratchet_uniffi_checksum_constructor_device_restore_account(
@@ -806,6 +808,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_session_ratchet_uniffi_fn_free_device(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_session_ratchet_uniffi_fn_constructor_device_migrate(`store`: Long,`storageKey`: RustBuffer.ByValue,`blob`: RustBuffer.ByValue,`blobKey`: RustBuffer.ByValue,`accountSeed`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_session_ratchet_uniffi_fn_constructor_device_open(`store`: Long,`storageKey`: RustBuffer.ByValue,`minGeneration`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_session_ratchet_uniffi_fn_constructor_device_restore_account(`store`: Long,`storageKey`: RustBuffer.ByValue,`recoverySeed`: RustBuffer.ByValue,`currentList`: RustBuffer.ByValue,`info`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1118,6 +1122,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_session_ratchet_uniffi_checksum_method_recordstore_commit() and 0xFFFF) != 48535) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_session_ratchet_uniffi_checksum_constructor_device_migrate() and 0xFFFF) != 44538) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_session_ratchet_uniffi_checksum_constructor_device_open() and 0xFFFF) != 27052) {
@@ -2204,6 +2211,33 @@ open class Device: Disposable, AutoCloseable, DeviceInterface
 
     
     companion object {
+        
+    /**
+     * Moves a device kept in the single-blob format of spec §8.9 (what a
+     * `SessionManager` stored) into an empty `store` as records. `blob` is
+     * the plain encoding, or, with `blobKey`, the encrypted one under that
+     * 32-byte key. `accountSeed` is the account key if the client kept it
+     * beside the blob: the 16-byte recovery seed or the 32-byte Ed25519
+     * seed. Rotation times start at `now`. Delete the blob once this
+     * returns.
+     */
+    @Throws(DeviceException::class) fun `migrate`(`store`: RecordStore, `storageKey`: kotlin.ByteArray, `blob`: kotlin.ByteArray, `blobKey`: kotlin.ByteArray?, `accountSeed`: kotlin.ByteArray?, `now`: kotlin.ULong): Device {
+            return FfiConverterTypeDevice.lift(
+    uniffiRustCallWithError(DeviceException) { _status ->
+    UniffiLib.uniffi_session_ratchet_uniffi_fn_constructor_device_migrate(
+    
+        
+        FfiConverterTypeRecordStore.lower(`store`),
+        FfiConverterByteArray.lower(`storageKey`),
+        FfiConverterByteArray.lower(`blob`),
+        FfiConverterOptionalByteArray.lower(`blobKey`),
+        FfiConverterOptionalByteArray.lower(`accountSeed`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    )
+    }
+    
+
         
     /**
      * Opens the device in `store`. `minGeneration` is the last
