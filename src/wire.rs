@@ -16,6 +16,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use zeroize::Zeroize;
 
 /// Version byte of every encoding defined by this crate (spec §6.1).
 pub const WIRE_VERSION: u8 = 0x01;
@@ -363,6 +364,13 @@ impl<'a> Reader<'a> {
 }
 
 /// Builds an encoding; the mirror of [`Reader`].
+///
+/// Every serialiser of the crate writes through it, and many write secrets
+/// (stored sessions, identities, prekeys, records), so it never leaves a
+/// copy behind in freed memory (spec §1.4): when the buffer must grow it
+/// moves the bytes to a larger block and wipes the old one itself (a plain
+/// `Vec` would hand the old block to the allocator unwiped), and a writer
+/// dropped before [`Writer::finish`] wipes its buffer.
 pub(crate) struct Writer {
     buf: Vec<u8>,
 }
@@ -370,39 +378,59 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts an object of type `ty` with room for `capacity` bytes.
     pub(crate) fn start(ty: u8, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(capacity);
+        let mut buf = Vec::with_capacity(capacity.max(2));
         buf.push(WIRE_VERSION);
         buf.push(ty);
         Self { buf }
     }
 
+    /// Makes room for `extra` more bytes without ever freeing an unwiped
+    /// block: grows into a new allocation (at least doubling, so appends
+    /// stay amortised O(1)), copies, and wipes the old one before it is freed.
+    fn reserve(&mut self, extra: usize) {
+        let need = self.buf.len().saturating_add(extra);
+        if need <= self.buf.capacity() {
+            return;
+        }
+        let mut next = Vec::with_capacity(need.max(self.buf.capacity().saturating_mul(2)));
+        next.extend_from_slice(&self.buf);
+        // `Vec::zeroize` wipes the whole capacity, then the block is freed.
+        self.buf.zeroize();
+        self.buf = next;
+    }
+
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
+        self.bytes(&[v])
     }
 
     pub(crate) fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
+        self.bytes(&v.to_be_bytes())
     }
 
     pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
+        self.bytes(&v.to_be_bytes())
     }
 
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
+        self.bytes(&v.to_be_bytes())
     }
 
     pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.reserve(v.len());
         self.buf.extend_from_slice(v);
         self
     }
 
-    pub(crate) fn finish(self) -> Vec<u8> {
-        self.buf
+    /// The encoding. Its owner wipes it if it holds a secret (the stored
+    /// types do, on drop); its spare capacity never held any of it.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        core::mem::take(&mut self.buf)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.buf.zeroize();
     }
 }
 

@@ -22,7 +22,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use subtle::{ConditionallySelectable, ConstantTimeGreater};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The English word list, verbatim: 3 header lines (native name, English
 /// name, prefix length), then 1626 words in index order.
@@ -217,11 +217,26 @@ fn word(i: u64) -> Result<&'static str, MnemonicError> {
 
 /// The first [`PREFIX_LEN`] code points of `w`, ASCII letters lowercased
 /// (other characters kept as they are, as the deployed decoder does).
-fn prefix(w: &str) -> String {
-    w.chars()
-        .take(PREFIX_LEN)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+fn prefix(w: &str) -> Zeroizing<String> {
+    // Room for PREFIX_LEN characters of up to 4 bytes each: the string never
+    // grows, so no freed block keeps a word's prefix (a phrase's prefixes
+    // identify its words).
+    let mut p = Zeroizing::new(String::with_capacity(PREFIX_LEN * 4));
+    for c in w.chars().take(PREFIX_LEN) {
+        p.push(c.to_ascii_lowercase());
+    }
+    p
+}
+
+/// The prefixes of `words` joined, in a string that never grows (wiped on drop).
+fn joined_prefixes<'a>(words: impl Iterator<Item = &'a str> + Clone) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(
+        words.clone().count() * PREFIX_LEN * 4,
+    ));
+    for w in words {
+        out.push_str(&prefix(w));
+    }
+    out
 }
 
 /// Index of the list word whose prefix equals the prefix of `w`.
@@ -243,7 +258,8 @@ fn checksum_index(prefixes: &str, count: usize) -> usize {
 
 fn encode_bytes(bytes: &[u8]) -> Result<RecoveryPhrase, MnemonicError> {
     let n = u64::from(WORD_COUNT);
-    let mut indices: Vec<u64> = Vec::with_capacity(bytes.len());
+    // 3 indices per 4 bytes: the capacity is never exceeded (no growth).
+    let mut indices: Zeroizing<Vec<u64>> = Zeroizing::new(Vec::with_capacity(bytes.len()));
     for chunk in bytes.chunks_exact(4) {
         let mut le = [0u8; 4];
         le.copy_from_slice(chunk);
@@ -256,20 +272,25 @@ fn encode_bytes(bytes: &[u8]) -> Result<RecoveryPhrase, MnemonicError> {
         let w3 = ct_reduce_once(q2 + w2, n);
         indices.extend_from_slice(&[w1, w2, w3]);
     }
-    let mut words: Vec<&'static str> = Vec::with_capacity(indices.len() + 1);
-    for &i in &indices {
-        words.push(word(i)?);
+    // Words are looked up from their indices when needed: a `Vec` of word
+    // slices would leave pointers (which name the words) in freed memory.
+    for &i in indices.iter() {
+        word(i)?;
     }
-    indices.zeroize();
-    let mut prefixes = String::new();
-    for w in &words {
-        prefixes.push_str(&prefix(w));
-    }
-    let check = words.get(checksum_index(&prefixes, words.len())).copied();
-    prefixes.zeroize();
-    words.push(check.ok_or(MnemonicError::CorruptWordList)?);
-    let mut phrase = String::new();
-    for (i, w) in words.iter().enumerate() {
+    let data_words = || indices.iter().map(|&i| word(i).unwrap_or(""));
+    let prefixes = joined_prefixes(data_words());
+    let check = indices
+        .get(checksum_index(&prefixes, indices.len()))
+        .copied()
+        .ok_or(MnemonicError::CorruptWordList)?;
+    drop(prefixes);
+    let check = word(check)?;
+    let all = || data_words().chain(core::iter::once(check));
+    // Exact length (the words and a space between each two): the phrase is
+    // written once into its final block and never moved.
+    let len = all().map(str::len).sum::<usize>() + indices.len();
+    let mut phrase = String::with_capacity(len);
+    for (i, w) in all().enumerate() {
         if i > 0 {
             phrase.push(' ');
         }
@@ -316,14 +337,14 @@ fn decode_words(words: &[&str], out: &mut [u8]) -> Result<(), MnemonicError> {
     }
     // The checksum is computed over the prefixes of the list words the data
     // words resolved to, and compared by index (so "abbey" and "ABBot" agree).
-    let mut prefixes = String::new();
     for &i in &idx {
-        prefixes.push_str(&prefix(word(i)?));
+        word(i)?;
     }
+    let prefixes = joined_prefixes(idx.iter().map(|&i| word(i).unwrap_or("")));
     let expected = idx
         .get(checksum_index(&prefixes, data_words.len()))
         .copied();
-    prefixes.zeroize();
+    drop(prefixes);
     idx.zeroize();
     result?;
     if expected != Some(u64::from(check_idx)) {
@@ -343,7 +364,10 @@ mod tests {
         let words: Vec<&str> = WORD_LIST.lines().skip(HEADER_LINES).collect();
         assert_eq!(words.len(), WORD_COUNT as usize);
         assert_eq!(WORD_LIST.lines().nth(2), Some("3"));
-        let mut prefixes: Vec<String> = words.iter().map(|w| prefix(w)).collect();
+        let mut prefixes: Vec<String> = words
+            .iter()
+            .map(|w| String::from(prefix(w).as_str()))
+            .collect();
         prefixes.sort();
         prefixes.dedup();
         assert_eq!(prefixes.len(), WORD_COUNT as usize);
