@@ -35,6 +35,11 @@ pub enum RatchetError {
     InvalidPqKey,
     /// A peer's X25519 ratchet key is of low order.
     NonContributoryKey,
+    /// The peer opened a second ratchet chain before this side (the
+    /// responder) sent anything, so this side has no ratchet key to answer
+    /// it with (spec §7.4). An honest peer never does this: the message is
+    /// dropped and the session is unchanged.
+    NewChainBeforeReply,
     /// The padded plaintext would exceed the maximum message size.
     PlaintextTooLong,
     /// A counter reached its maximum; start a new session.
@@ -101,6 +106,9 @@ impl fmt::Display for RatchetError {
             Self::InconsistentPqChunks => f.write_str("PQ chunks of one key or ciphertext disagree"),
             Self::InvalidPqKey => f.write_str("peer's ML-KEM key failed the FIPS 203 check"),
             Self::NonContributoryKey => f.write_str("peer ratchet key is a low-order point"),
+            Self::NewChainBeforeReply => f.write_str(
+                "peer started a new ratchet chain before this side replied (a deviating peer); message dropped, session unchanged",
+            ),
             Self::PlaintextTooLong => f.write_str("plaintext too long for one message"),
             Self::CounterExhausted => f.write_str("session counter exhausted; start a new session"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),

@@ -377,8 +377,9 @@ impl Session {
             .ok_or(RatchetError::UndecryptableHeader)?;
         let (rk, nhk_next) = keys::init(seed.root_key(), &th);
         // The responder's own ratchet key is created at its first send (the
-        // sending chain is started lazily); this placeholder is never used
-        // for a DH computation before then.
+        // sending chain is started lazily). Until then these zeros stand in
+        // for it and are never used for a DH: a new chain arriving before
+        // that send is refused (`stage_new_chain`, spec §7.4).
         let dh_self = X25519Secret::from_slice_array(&[0u8; 32]);
         let dh_self_pub = X25519PublicKey([0u8; 32]);
         Ok(Self {
@@ -709,6 +710,13 @@ impl Session {
     /// Keys for the first message seen of the peer's next chain: finish the
     /// current chain up to `PN`, then a DH ratchet step (spec §7.4).
     fn stage_new_chain(&self, h: &Header) -> Result<(StagedKind, MessageKey), RatchetError> {
+        // A responder that has not sent has no ratchet key (only the
+        // all-zero placeholder of `responder_from_seed`; a real X25519
+        // public key is never all zero). Only a deviating peer opens a new
+        // chain before it has seen one of ours.
+        if self.dh_self_pub.0 == [0u8; 32] {
+            return Err(RatchetError::NewChainBeforeReply);
+        }
         let mut retire_skipped = Vec::new();
         if let Some(c) = &self.recv {
             if h.pn < c.n {

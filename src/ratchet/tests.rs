@@ -996,3 +996,28 @@ fn body_sealed_under_the_message_key_is_rejected() {
     assert_eq!(snapshot(&p.b), before);
     assert_eq!(p.b.decrypt(&sent.message, b"ad").unwrap(), b"sealed twice");
 }
+
+#[test]
+fn a_new_chain_before_the_responder_replies_is_refused() {
+    // Bob (responder) has not sent: his ratchet key is the all-zero
+    // placeholder. A deviating Alice opens a second chain anyway, keyed to
+    // the public key of that placeholder scalar (clamped zero, 2^254): the
+    // DH she computes is the one Bob would compute, so without the guard
+    // Bob would accept a chain from a key nobody drew.
+    let mut p = pair(60);
+    let placeholder = X25519Secret::from_slice_array(&[0u8; 32]).public_key();
+    p.a.dh_peer = Some(placeholder);
+    p.a.pn = p.a.send.as_ref().unwrap().n; // ends her first chain honestly
+    p.a.send = None;
+    let m = p.a.encrypt(&mut p.rng, b"deviating", b"ad").unwrap();
+    let before = snapshot(&p.b);
+    assert_eq!(
+        recv(&mut p, false, &m),
+        Err(RatchetError::NewChainBeforeReply)
+    );
+    assert_eq!(snapshot(&p.b), before, "the session is unchanged");
+    // Bob's session still works: his reply starts his first real chain.
+    let reply = send(&mut p, false, b"reply");
+    assert!(!reply.is_empty());
+    assert_ne!(p.b.dh_self_pub.0, [0u8; 32]);
+}

@@ -391,6 +391,9 @@ def message_key_for(s: Session, pm: ParsedMessage) -> bytes:
         mk = _skipped_key(chain, n)
     else:
         # 6. receiving step (§7.4)
+        if s.dhs_pub == bytes(32):
+            # step 0: a responder that has not sent has no ratchet key
+            raise ProtocolError("NewChainBeforeReply")
         if s.recv is not None:
             if pn_ < s.recv.next_index:
                 raise ProtocolError("UndecryptableHeader", "PN below the receiving chain's index")
