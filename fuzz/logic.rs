@@ -439,7 +439,7 @@ pub fn dm_receive(data: &[u8]) {
             };
             let Ok(msg) = sent else { return };
             let got = dm::receive(bob, &[keys], &msg).unwrap();
-            assert_eq!(got.content, rest);
+            assert_eq!(got.content.as_slice(), rest);
             assert_eq!(got.sender, sender.session_id());
             assert_eq!(got.pfs, pfs == 1);
         }

@@ -114,7 +114,7 @@ fn vectors_verify_through_public_api() {
                 let bob = identity(&v["recipient_seed"]);
                 let keys = account_key_pair(&AccountKeySeed::from_bytes(arr32(&v["account_seed"])));
                 let got = dm::receive(&bob, &[&keys], &hx(&v["message"])).unwrap();
-                assert_eq!(got.content, hx(&v["content"]), "{name}");
+                assert_eq!(*got.content, hx(&v["content"]), "{name}");
                 assert_eq!(got.sender, identity(&v["sender_seed"]).session_id());
                 assert_eq!(got.pfs, kind == "dm-pfs");
             }
@@ -297,7 +297,8 @@ fn dm_receive_tries_every_hint_match_and_then_the_fallback() {
     assert_eq!(
         dm::receive(&bob, &[&current, &retained], &msg)
             .unwrap()
-            .content,
+            .content
+            .as_slice(),
         b"old key"
     );
     assert_eq!(
@@ -342,13 +343,15 @@ fn dm_receive_tries_every_hint_match_and_then_the_fallback() {
     assert_eq!(
         dm::receive(&bob, &[&collider, &current], &msg)
             .unwrap()
-            .content,
+            .content
+            .as_slice(),
         b"dup"
     );
     assert_eq!(
         dm::receive(&bob, &[&current, &collider], &msg)
             .unwrap()
-            .content,
+            .content
+            .as_slice(),
         b"dup"
     );
     // Only the colliding key: it matched the hint but failed, as did the fallback.
@@ -867,7 +870,7 @@ fn upgrade_round_trip_between_two_accounts() {
     )
     .unwrap();
     match upgrade::receive(&p.bob, &[&p.k1], &plain).unwrap() {
-        Incoming::Dm(d) => assert_eq!(d.content, b"v2"),
+        Incoming::Dm(d) => assert_eq!(d.content.as_slice(), b"v2"),
         Incoming::Offer(_) => panic!("plain DM taken for an offer"),
     }
     // Stored forms round-trip.

@@ -175,7 +175,7 @@ fn direct_messages_match_reference() {
     .unwrap();
     assert_eq!(ours, expected);
     let got = dm::receive(&bob, &[&keys], &expected).unwrap();
-    assert_eq!(got.content, hx(&k["content"]));
+    assert_eq!(*got.content, hx(&k["content"]));
     assert_eq!(got.sender, alice.session_id());
     assert!(got.pfs);
 
@@ -212,7 +212,7 @@ fn direct_messages_match_reference() {
         expected
     );
     let got = dm::receive(&bob, &[&keys], &expected).unwrap();
-    assert_eq!(got.content, hx(&n["content"]));
+    assert_eq!(*got.content, hx(&n["content"]));
     assert!(!got.pfs);
 }
 

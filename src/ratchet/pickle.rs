@@ -39,8 +39,21 @@ const TYPE_ENCRYPTED: u8 = message_type::ENCRYPTED_STORED_SESSION;
 
 /// The persistent form of a session. Contains every secret of the session:
 /// zeroized on drop, and its `Debug` prints only its length.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct StoredSession(Vec<u8>);
+
+/// Constant-time equality: the bytes are secret (only the lengths, which
+/// are public, may end the comparison early).
+impl PartialEq for StoredSession {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            self.0.as_slice(),
+            other.0.as_slice(),
+        ))
+    }
+}
+
+impl Eq for StoredSession {}
 
 impl fmt::Debug for StoredSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

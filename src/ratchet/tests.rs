@@ -1021,3 +1021,19 @@ fn a_new_chain_before_the_responder_replies_is_refused() {
     assert!(!reply.is_empty());
     assert_ne!(p.b.dh_self_pub.0, [0u8; 32]);
 }
+
+#[test]
+fn stored_forms_compare_in_constant_time_but_correctly() {
+    // The stored types hold secrets: their `PartialEq` is subtle's
+    // constant-time comparison, which must still be an equality.
+    let p = pair(61);
+    let a = p.a.to_stored();
+    let same = StoredSession::from_bytes(a.as_bytes());
+    assert!(a == same);
+    let mut flipped = a.as_bytes().to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(a != StoredSession::from_bytes(&flipped));
+    assert!(a != StoredSession::from_bytes(&a.as_bytes()[..last]));
+    assert!(a != p.b.to_stored());
+}

@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use rand_core::CryptoRng;
 use sha3::{Digest, Sha3_256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The two-byte prefix of a v2 direct message.
 pub const V2_PREFIX: [u8; 2] = [0x00, 0x02];
@@ -152,19 +152,31 @@ impl fmt::Display for DmError {
 #[cfg(feature = "std")]
 impl std::error::Error for DmError {}
 
-/// A decrypted, verified v2 direct message.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// A decrypted, verified v2 direct message. The content is wiped on drop;
+/// `Debug` shows its length only; no `Clone`, so no unwiped copy is made
+/// behind the caller's back.
 pub struct ReceivedDm {
     /// The sender's Session ID (derived from `S`).
     pub sender: SessionId,
     /// The sender's Ed25519 public key `S`.
     pub sender_ed25519: [u8; 32],
-    /// The content (an encoded `Content` protobuf in Session clients).
-    pub content: Vec<u8>,
+    /// The content (an encoded `Content` protobuf in Session clients),
+    /// wiped on drop.
+    pub content: Zeroizing<Vec<u8>>,
     /// The Session Pro signature `"~P"`, extracted but not verified (its key is inside the content).
     pub pro_signature: Option<[u8; 64]>,
     /// `true` for PFS + PQ, `false` for the non-PFS fallback (show a weaker-security notice).
     pub pfs: bool,
+}
+
+impl fmt::Debug for ReceivedDm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedDm")
+            .field("sender", &self.sender)
+            .field("content_len", &self.content.len())
+            .field("pfs", &self.pfs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Encrypts `content` with PFS + PQ to the recipient's account keys.
@@ -622,7 +634,7 @@ fn parse_inner(recipient: &Identity, plain: &[u8], pfs: bool) -> Result<Received
     Ok(ReceivedDm {
         sender: SessionId::from_x25519(&sender_x),
         sender_ed25519: s,
-        content: content.to_vec(),
+        content: Zeroizing::new(content.to_vec()),
         pro_signature,
         pfs,
     })
@@ -631,6 +643,34 @@ fn parse_inner(recipient: &Identity, plain: &[u8], pfs: bool) -> Result<Received
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+
+    #[test]
+    fn received_dm_debug_shows_no_content() {
+        use crate::secret::AccountKeySeed;
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let alice = Identity::from_seed_bytes(&[1u8; 16]).unwrap();
+        let bob = Identity::from_seed_bytes(&[2u8; 16]).unwrap();
+        let keys =
+            super::super::account_keys::account_key_pair(&AccountKeySeed::from_bytes([3; 32]));
+        let secret = b"the content nobody may log";
+        let msg = encrypt_pfs(
+            &mut rng,
+            &alice,
+            &bob.session_id(),
+            &keys.public_keys(),
+            secret,
+            None,
+        )
+        .unwrap();
+        let got = receive(&bob, &[&keys], &msg).unwrap();
+        let shown = format!("{got:?}");
+        assert!(!shown.contains("content nobody"), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", &secret[..8])), "{shown}");
+        assert!(shown.contains("content_len: 26"), "{shown}");
+    }
 
     #[test]
     fn inner_len_matches_encoding() {

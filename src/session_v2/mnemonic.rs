@@ -94,8 +94,21 @@ impl std::error::Error for MnemonicError {}
 
 /// A recovery phrase: the words joined by single spaces. It encodes a seed,
 /// so it is zeroized on drop and its `Debug` output is redacted.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct RecoveryPhrase(String);
+
+/// Constant-time equality: the bytes are secret (only the lengths, which
+/// are public, may end the comparison early).
+impl PartialEq for RecoveryPhrase {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            self.0.as_bytes(),
+            other.0.as_bytes(),
+        ))
+    }
+}
+
+impl Eq for RecoveryPhrase {}
 
 impl RecoveryPhrase {
     /// The phrase, words separated by single spaces, for display to the user.

@@ -204,8 +204,21 @@ impl fmt::Debug for UpgradeSession {
 }
 
 /// The persistent form of an [`UpgradeSession`]; contains every secret.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct StoredUpgradeSession(Vec<u8>);
+
+/// Constant-time equality: the bytes are secret (only the lengths, which
+/// are public, may end the comparison early).
+impl PartialEq for StoredUpgradeSession {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            self.0.as_slice(),
+            other.0.as_slice(),
+        ))
+    }
+}
+
+impl Eq for StoredUpgradeSession {}
 
 impl fmt::Debug for StoredUpgradeSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

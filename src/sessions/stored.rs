@@ -28,8 +28,21 @@ const MAX_PART_LEN: usize = crate::wire::MAX_STORED_LEN;
 
 /// The plain persistent form of a [`SessionManager`]: every secret of the
 /// device. Zeroized on drop; `Debug` prints only the length.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct StoredDevice(Vec<u8>);
+
+/// Constant-time equality: the bytes are secret (only the lengths, which
+/// are public, may end the comparison early).
+impl PartialEq for StoredDevice {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            self.0.as_slice(),
+            other.0.as_slice(),
+        ))
+    }
+}
+
+impl Eq for StoredDevice {}
 
 impl fmt::Debug for StoredDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
