@@ -8,7 +8,10 @@
 //! - `Debug` prints the type name only;
 //! - equality is constant-time (`subtle`);
 //! - there is no `Clone`: a secret that must exist twice is copied explicitly
-//!   with a `pub(crate)` function whose call site says why.
+//!   with a `pub(crate)` function whose call site says why;
+//! - a growable buffer that may hold a secret grows only through
+//!   [`reserve_wiping`] (and [`extend_wiping`], [`resize_wiping`]): a `Vec`
+//!   that reallocates itself hands its old block to the allocator unwiped.
 #![deny(clippy::integer_division_remainder_used)]
 
 use alloc::boxed::Box;
@@ -203,6 +206,34 @@ secret_bytes!(
     UpgradeMaterial,
     32
 );
+
+/// Makes room in `buf` for `extra` more bytes without leaving a copy of its
+/// contents in freed memory (spec §1.4): if it must grow, the bytes move to
+/// a new block (at least twice the old capacity, so appends stay amortised
+/// O(1)) and the old block is wiped before it is freed.
+pub(crate) fn reserve_wiping(buf: &mut alloc::vec::Vec<u8>, extra: usize) {
+    let need = buf.len().saturating_add(extra);
+    if need <= buf.capacity() {
+        return;
+    }
+    let mut next = alloc::vec::Vec::with_capacity(need.max(buf.capacity().saturating_mul(2)));
+    next.extend_from_slice(buf);
+    // `Vec::zeroize` wipes the whole capacity; the old block is then freed.
+    buf.zeroize();
+    *buf = next;
+}
+
+/// `buf.extend_from_slice(data)`, growing as [`reserve_wiping`] does.
+pub(crate) fn extend_wiping(buf: &mut alloc::vec::Vec<u8>, data: &[u8]) {
+    reserve_wiping(buf, data.len());
+    buf.extend_from_slice(data);
+}
+
+/// `buf.resize(len, value)`, growing as [`reserve_wiping`] does.
+pub(crate) fn resize_wiping(buf: &mut alloc::vec::Vec<u8>, len: usize, value: u8) {
+    reserve_wiping(buf, len.saturating_sub(buf.len()));
+    buf.resize(len, value);
+}
 
 #[cfg(test)]
 mod tests {

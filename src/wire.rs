@@ -384,21 +384,6 @@ impl Writer {
         Self { buf }
     }
 
-    /// Makes room for `extra` more bytes without ever freeing an unwiped
-    /// block: grows into a new allocation (at least doubling, so appends
-    /// stay amortised O(1)), copies, and wipes the old one before it is freed.
-    fn reserve(&mut self, extra: usize) {
-        let need = self.buf.len().saturating_add(extra);
-        if need <= self.buf.capacity() {
-            return;
-        }
-        let mut next = Vec::with_capacity(need.max(self.buf.capacity().saturating_mul(2)));
-        next.extend_from_slice(&self.buf);
-        // `Vec::zeroize` wipes the whole capacity, then the block is freed.
-        self.buf.zeroize();
-        self.buf = next;
-    }
-
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.bytes(&[v])
     }
@@ -416,8 +401,7 @@ impl Writer {
     }
 
     pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
-        self.reserve(v.len());
-        self.buf.extend_from_slice(v);
+        crate::secret::extend_wiping(&mut self.buf, v);
         self
     }
 

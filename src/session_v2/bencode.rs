@@ -20,8 +20,12 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
+use zeroize::Zeroize;
 
-/// A bencoded value.
+use crate::secret::extend_wiping;
+
+/// A bencoded value. Byte strings are wiped when the value is dropped (a
+/// decoded message's values include its content).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     /// `i<decimal>e`.
@@ -32,6 +36,14 @@ pub enum Value {
     List(Vec<Value>),
     /// `d<key><value>…e`, keys are byte strings in ascending order.
     Dict(BTreeMap<Vec<u8>, Value>),
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        if let Self::Bytes(b) = self {
+            b.zeroize();
+        }
+    }
 }
 
 impl Value {
@@ -231,25 +243,25 @@ pub fn encode(value: &Value) -> Vec<u8> {
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Int(i) => {
-            out.push(b'i');
+            extend_wiping(out, b"i");
             write_decimal_i64(*i, out);
-            out.push(b'e');
+            extend_wiping(out, b"e");
         }
         Value::Bytes(b) => write_bytes(b, out),
         Value::List(l) => {
-            out.push(b'l');
+            extend_wiping(out, b"l");
             for v in l {
                 encode_into(v, out);
             }
-            out.push(b'e');
+            extend_wiping(out, b"e");
         }
         Value::Dict(d) => {
-            out.push(b'd');
+            extend_wiping(out, b"d");
             for (k, v) in d {
                 write_bytes(k, out);
                 encode_into(v, out);
             }
-            out.push(b'e');
+            extend_wiping(out, b"e");
         }
     }
 }
@@ -257,8 +269,8 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
 /// Appends `<len>:<bytes>`.
 pub(crate) fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
     write_decimal_u64(b.len() as u64, out);
-    out.push(b':');
-    out.extend_from_slice(b);
+    extend_wiping(out, b":");
+    extend_wiping(out, b);
 }
 
 fn write_decimal_u64(mut n: u64, out: &mut Vec<u8>) {
@@ -295,14 +307,14 @@ fn write_decimal_u64(mut n: u64, out: &mut Vec<u8>) {
         }
         if digit != 0 || started || *p == 1 {
             started = true;
-            out.push(b'0' + digit);
+            extend_wiping(out, &[b'0' + digit]);
         }
     }
 }
 
 fn write_decimal_i64(i: i64, out: &mut Vec<u8>) {
     if i < 0 {
-        out.push(b'-');
+        extend_wiping(out, b"-");
     }
     write_decimal_u64(i.unsigned_abs(), out);
 }
@@ -543,8 +555,14 @@ impl<'a> Parser<'a> {
 /// Builds a dict body for "sign everything up to the signature key": the
 /// canonical encoding of `entries` without the closing `e`.
 pub(crate) fn dict_body(entries: &BTreeMap<Vec<u8>, Value>) -> Vec<u8> {
-    let mut out = encode(&Value::Dict(entries.clone()));
-    out.pop();
+    // Written straight from the entries: no clone of them (they may hold
+    // message content) and growth that wipes.
+    let mut out = Vec::new();
+    extend_wiping(&mut out, b"d");
+    for (k, v) in entries {
+        write_bytes(k, &mut out);
+        encode_into(v, &mut out);
+    }
     out
 }
 

@@ -523,7 +523,7 @@ fn seal(
         inner.zeroize();
         return Err(DmError::ContentTooLarge { len: content.len() });
     }
-    inner.resize(final_len - OVERHEAD, 0);
+    crate::secret::resize_wiping(&mut inner, final_len - OVERHEAD, 0);
     let sealed =
         aead_encrypt(key, nonce, inner).ok_or(DmError::ContentTooLarge { len: content.len() })?;
     let mut out = Vec::with_capacity(final_len);
