@@ -439,3 +439,79 @@ fn v2_direct_message_encrypt_and_receive() {
         }
     });
 }
+
+// ---- the device object (spec ch. 10) -----------------------------------------
+
+#[test]
+fn device_send_receive_and_open() {
+    use session_ratchet::client::{
+        Device, DeviceInfo, MemoryStore, RecordKind, hazmat_open_record, hazmat_record_key,
+    };
+    use session_ratchet::ratchet::StorageKey;
+    use std::sync::Arc;
+    type Shared = Arc<Mutex<MemoryStore>>;
+    let store: Shared = Arc::new(Mutex::new(MemoryStore::new()));
+    let key = StorageKey::from_bytes([7; 32]);
+    let rng = |n: u8| Box::new(ChaCha20Rng::from_seed([n; 32]));
+    let (mut alice, _) = Device::create_account(
+        Box::new(store.clone()),
+        &key,
+        rng(30),
+        DeviceInfo::new("alice"),
+        1,
+    )
+    .unwrap();
+    let (mut bob, _) = Device::create_account(
+        Box::new(MemoryStore::new()),
+        &key,
+        rng(31),
+        DeviceInfo::new("bob"),
+        1,
+    )
+    .unwrap();
+    alice
+        .add_contact(
+            &bob.session_id(),
+            &bob.device_list(),
+            Some(&bob.prekey_record().unwrap()),
+        )
+        .unwrap();
+    bob.add_contact(
+        &alice.session_id(),
+        &alice.device_list(),
+        Some(&alice.prekey_record().unwrap()),
+    )
+    .unwrap();
+    let bob_key = bob.account_key();
+    for out in alice.send(&bob_key, b"hello", 2).unwrap() {
+        bob.receive(&out.bytes).unwrap();
+    }
+    // Alice's identity secrets, read from her identity record (spec §10.3):
+    // its plain content is the stored identity (version, type, the Ed25519
+    // seed, the X25519 secret).
+    let secrets: Vec<[u8; 32]> = {
+        let zero = [0u8; 32];
+        let name = hazmat_record_key(&key, RecordKind::Identity, &zero, &zero);
+        let guard = store.lock().unwrap();
+        let value = guard
+            .records()
+            .find(|(k, _)| *k == name.as_slice())
+            .unwrap()
+            .1;
+        let owner = *alice.device_id().as_bytes();
+        let (_, plain) =
+            hazmat_open_record(&key, &owner, RecordKind::Identity, &zero, &zero, value).unwrap();
+        let plain = Zeroizing::new(plain);
+        vec![
+            plain[2..34].try_into().unwrap(),
+            plain[34..66].try_into().unwrap(),
+        ]
+    };
+    assert_clean("device", &secrets, || {
+        for out in alice.send(&bob_key, b"more", 3).unwrap() {
+            bob.receive(&out.bytes).unwrap();
+        }
+        let reopened = Device::open(Box::new(store.clone()), &key, rng(32), alice.generation());
+        drop(reopened.unwrap());
+    });
+}
